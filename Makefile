@@ -1,0 +1,70 @@
+# edgeinfer: `make run` builds, fetches the models and runs the main job;
+# `make test` runs every test. See README.md.
+
+ARCH    ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN     := bin/edgeinfer
+PKGS    := ./...
+LDFLAGS := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 30s
+TFLITE_MODULE := github.com/mattn/go-tflite@v1.0.1
+
+# How to link TensorFlow Lite (system library, or a private sysroot built
+# from Debian sid): scripts/tflite-env.sh decides and caches its answer.
+TFLITE_MK := .deps/tflite-$(ARCH).mk
+-include $(TFLITE_MK)
+$(TFLITE_MK): scripts/tflite-env.sh scripts/tflite-sysroot.sh
+	@mkdir -p $(@D)
+	scripts/tflite-env.sh $(ARCH) > $@.tmp && mv $@.tmp $@
+
+GOENV = $(TFLITE_ENV)
+
+.PHONY: all build models run test test-short race fuzz bench lint vet clean sysroot
+
+all: build
+
+sysroot: $(TFLITE_MK)
+	@echo "TensorFlow Lite: $(TFLITE_KIND)"
+
+build: $(TFLITE_MK)
+	@mkdir -p bin
+	$(GOENV) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgeinfer
+
+models:
+	$(GO) run ./scripts/fetchmodels models
+
+# The main job. Until the daemon lands this classifies the sample images
+# that ship with the models.
+run: build models
+	@M=$$($(GO) mod download -json $(TFLITE_MODULE) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')/_example; \
+	set -x; \
+	$(BIN) classify --model models/mobilenet-v1-quant --top 3 $$M/label_image/peacock.png $$M/ssd/example.jpg; \
+	$(BIN) classify --model models/mnist --top 1 $$M/mnist/[0-9].png
+
+vet: $(TFLITE_MK)
+	$(GOENV) $(GO) vet $(PKGS)
+
+lint: vet
+	@test -z "$$(gofmt -l cmd edge tflite mqtt systemd)" || { gofmt -l cmd edge tflite mqtt systemd; exit 1; }
+	$(GOENV) $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 $(PKGS)
+
+# Everything: unit and integration tests with the race detector, on the
+# real TensorFlow Lite library and the real models.
+test: build models lint
+	$(GOENV) EDGEINFER_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short: build models
+	$(GOENV) EDGEINFER_BIN=$(CURDIR)/$(BIN) $(GO) test -short -count=1 $(PKGS)
+
+# Each fuzz target for FUZZTIME (default 30s).
+fuzz: build models
+	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./edge/imageio/
+	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./tflite/
+
+# Speed and memory figures, in one run.
+bench: build models
+	$(GOENV) EDGEINFER_BIN=$(CURDIR)/$(BIN) $(GO) run ./scripts/bench
+
+clean:
+	rm -rf bin .deps/*.mk

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgeinfer/edgeinfer/edge"
+	"github.com/edgeinfer/edgeinfer/edge/imageio"
+)
+
+func newClassifyCmd() *cobra.Command {
+	var (
+		opts     engineOptions
+		asJSON   bool
+		deviceID string
+	)
+	cmd := &cobra.Command{
+		Use:   "classify --model DIR|FILE [flags] IMAGE...",
+		Short: "Classify image files and print the top predictions",
+		Long: `Classify image files with a model and print the top predictions.
+
+With --json, each image gives one line of JSON in the result shape that the
+HTTP API and MQTT also use. An image that cannot be classified gives a line
+"error: IMAGE: reason" on stderr; the other images are still classified and
+the exit status is 1.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, images []string) error {
+			if opts.Model == "" {
+				return errors.New("--model is required")
+			}
+			if deviceID == "" {
+				deviceID, _ = os.Hostname()
+			}
+			lm, err := openModel(opts)
+			if err != nil {
+				return err
+			}
+			defer lm.Close()
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			enc := json.NewEncoder(out)
+			failed := 0
+			for n, path := range images {
+				res, err := classifyFile(cmd, lm, path, opts.Limits)
+				if err != nil {
+					failed++
+					fmt.Fprintf(errOut, "error: %s: %s\n", path, oneLine(err.Error()))
+					continue
+				}
+				res.DeviceID, res.Source, res.RequestID, res.FrameID = deviceID, "file", path, uint64(n+1)
+				if asJSON {
+					err = enc.Encode(res)
+				} else {
+					err = printHuman(out, path, res)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if failed > 0 {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.Model, "model", "m", "", "model folder (with model.yaml), manifest or .tflite file")
+	f.StringVar(&opts.Labels, "labels", "", "labels file, one label per line (overrides the manifest's)")
+	f.IntVarP(&opts.TopK, "top", "k", 5, "number of predictions per image")
+	f.Float32Var(&opts.Threshold, "threshold", 0, "leave out predictions scoring below this")
+	f.IntVar(&opts.Threads, "threads", 0, "CPU threads for inference (0: one per core, at most 4)")
+	f.Int64Var(&opts.Limits.MaxPixels, "max-pixels", imageio.DefaultMaxPixels, "refuse images with more pixels than this")
+	f.Int64Var(&opts.Limits.MaxBytes, "max-bytes", imageio.DefaultMaxBytes, "refuse image files larger than this")
+	f.BoolVar(&asJSON, "json", false, "print one JSON result per line")
+	f.StringVar(&deviceID, "device-id", "", "device id in results (default: the hostname)")
+	return cmd
+}
+
+// classifyFile reads one image file within the limits and classifies it.
+func classifyFile(cmd *cobra.Command, lm *loadedModel, path string, lim imageio.Limits) (edge.Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return edge.Result{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return edge.Result{}, err
+	}
+	if fi.IsDir() {
+		return edge.Result{}, errors.New("is a directory")
+	}
+	data, err := imageio.ReadAll(f, lim.MaxBytes)
+	if err != nil {
+		return edge.Result{}, err
+	}
+	return lm.Classifier.Classify(cmd.Context(), data)
+}
+
+func printHuman(w io.Writer, path string, res edge.Result) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%.1f ms)\n", path, res.Timings.Total.Ms())
+	for _, p := range res.Predictions {
+		fmt.Fprintf(&b, "  %6.4f  %s (%d)\n", p.Score, p.Label, p.Index)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// oneLine folds a message onto one line, so that each error is one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/edgeinfer/edgeinfer/edge"
+	"github.com/edgeinfer/edgeinfer/edge/classify"
+	"github.com/edgeinfer/edgeinfer/edge/imageio"
+	"github.com/edgeinfer/edgeinfer/edge/model"
+	"github.com/edgeinfer/edgeinfer/tflite"
+)
+
+// tfliteEngine adapts a pool of TensorFlow Lite interpreters to
+// classify.Engine.
+type tfliteEngine struct {
+	pool *tflite.Pool
+	norm tflite.Normalization
+}
+
+func (e *tfliteEngine) Run(ctx context.Context, pixels []byte, scores []float32) (classify.EngineRun, error) {
+	var run classify.EngineRun
+	err := e.pool.Do(ctx, func(it *tflite.Interpreter) error {
+		t0 := time.Now()
+		if err := it.SetPixels(pixels, e.norm); err != nil {
+			return err
+		}
+		t1 := time.Now()
+		if err := it.Invoke(); err != nil {
+			return err
+		}
+		t2 := time.Now()
+		s, err := it.Scores(0, scores)
+		run = classify.EngineRun{Scores: s, Fill: t1.Sub(t0), Invoke: t2.Sub(t1), Read: time.Since(t2)}
+		return err
+	})
+	return run, err
+}
+
+// engineOptions say how to load a model for classification.
+type engineOptions struct {
+	Model        string // folder with model.yaml, a manifest, or a .tflite file
+	Labels       string // overrides the manifest's labels
+	Threads      int    // per interpreter; 0: one per core, at most 4
+	Interpreters int    // 0: 1
+	TopK         int
+	Threshold    float32
+	Limits       imageio.Limits
+}
+
+// loadedModel is a model ready to classify, with everything that must be
+// closed, in order, when done.
+type loadedModel struct {
+	Manifest   *model.Manifest
+	Model      *tflite.Model
+	Pool       *tflite.Pool
+	Classifier *classify.Classifier
+	Info       tflite.Info
+}
+
+// openModel loads, checks and warms up a model for classification.
+func openModel(opts engineOptions) (*loadedModel, error) {
+	man, err := model.Load(opts.Model)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Labels != "" {
+		man.Labels = opts.Labels
+		man.LabelsSHA = ""
+	}
+	if man.Task != model.TaskClassification {
+		return nil, fmt.Errorf("model %s: task %q: only classification models can classify (detection comes later)", man.Name, man.Task)
+	}
+	m, err := tflite.LoadFile(man.ModelPath(), 0)
+	if err != nil {
+		return nil, err
+	}
+	lm := &loadedModel{Manifest: man, Model: m}
+	if err := lm.init(opts); err != nil {
+		lm.Close()
+		return nil, err
+	}
+	return lm, nil
+}
+
+func (lm *loadedModel) init(opts engineOptions) error {
+	man, m := lm.Manifest, lm.Model
+	if man.SHA256 != "" && man.SHA256 != m.SHA256() {
+		return fmt.Errorf("model %s: %w: %s has sha256 %s, manifest says %s", man.Name, model.ErrChecksum, man.ModelPath(), m.SHA256(), man.SHA256)
+	}
+	var err error
+	if lm.Info, err = m.Inspect(); err != nil {
+		return err
+	}
+	if m.NeedsEdgeTPU() {
+		return fmt.Errorf("model %s: %w", man.Name, tflite.ErrEdgeTPU)
+	}
+	if lm.Info.Task != tflite.TaskClassification {
+		return fmt.Errorf("model %s: outputs %s do not look like a classifier", man.Name, shapes(lm.Info.Outputs))
+	}
+	var labels []string
+	if p := man.LabelsPath(); p != "" {
+		if man.LabelsSHA != "" {
+			sum, err := model.FileSHA256(p)
+			if err != nil {
+				return err
+			}
+			if sum != man.LabelsSHA {
+				return fmt.Errorf("model %s: labels %s: %w", man.Name, p, model.ErrChecksum)
+			}
+		}
+		if labels, err = model.ReadLabels(p); err != nil {
+			return err
+		}
+	}
+	layout, err := classify.LayoutFor(lm.Info.Inputs[0].Shape, man.Input.Color)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", man.Name, err)
+	}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = min(runtime.NumCPU(), 4)
+	}
+	if lm.Pool, err = tflite.NewPool(m, opts.Interpreters, tflite.Options{Threads: threads}); err != nil {
+		return err
+	}
+	var norm tflite.Normalization
+	if man.Input.Std != nil {
+		norm.Std = *man.Input.Std
+		if man.Input.Mean != nil {
+			norm.Mean = *man.Input.Mean
+		}
+	}
+	lm.Classifier, err = classify.New(&tfliteEngine{pool: lm.Pool, norm: norm}, classify.Config{
+		Model:       edge.ModelRef{Name: man.Name, SHA256: m.SHA256()},
+		Layout:      layout,
+		Limits:      opts.Limits,
+		Labels:      labels,
+		LabelOffset: man.LabelOffset,
+		TopK:        opts.TopK,
+		Threshold:   opts.Threshold,
+		Softmax:     man.Output.Softmax,
+	})
+	if err != nil {
+		return err
+	}
+	return lm.warmUp()
+}
+
+// warmUp runs one inference on a blank input so that the first real image
+// does not pay for lazy initialisation, and so that a model that cannot run
+// fails at load time rather than on the first request.
+func (lm *loadedModel) warmUp() error {
+	blank := make([]byte, lm.Classifier.Config().Layout.Len())
+	eng := lm.Classifier.Engine()
+	if _, err := eng.Run(context.Background(), blank, nil); err != nil {
+		return fmt.Errorf("model %s: self-test: %w", lm.Manifest.Name, err)
+	}
+	return nil
+}
+
+// Close releases the interpreters, then the model.
+func (lm *loadedModel) Close() error {
+	var errs []error
+	if lm.Pool != nil {
+		errs = append(errs, lm.Pool.Close())
+	}
+	if lm.Model != nil {
+		errs = append(errs, lm.Model.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func shapes(ts []tflite.TensorInfo) string {
+	s := ""
+	for i, t := range ts {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("%s%v", t.Type, t.Shape)
+	}
+	return s
+}

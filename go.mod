@@ -1,0 +1,16 @@
+module github.com/edgeinfer/edgeinfer
+
+go 1.26.8
+
+require (
+	github.com/mattn/go-tflite v1.0.1
+	github.com/spf13/cobra v1.10.2
+	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/image v0.48.0
+)
+
+require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/mattn/go-pointer v0.0.0-20190911064623-a0a44394634f // indirect
+	github.com/spf13/pflag v1.0.9 // indirect
+)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# tflite-env.sh ARCH
+#
+# Prints the cgo environment (as Makefile assignments) that links edgeinfer
+# against TensorFlow Lite's C library:
+#   - the system's library when one is installed (header
+#     tensorflow/lite/c/c_api.h plus libtensorflowlite_c.so or Debian's
+#     libtensorflow-lite.so), as on a board with the package installed;
+#   - otherwise a private sysroot built from Debian sid by tflite-sysroot.sh.
+# Set EDGEINFER_TFLITE=sysroot or =system to force one.
+set -euo pipefail
+arch=${1:-amd64}
+here=$(cd "$(dirname "$0")/.." && pwd)
+mode=${EDGEINFER_TFLITE:-auto}
+
+case $arch in
+  amd64) triplet=x86_64-linux-gnu; loader=ld-linux-x86-64.so.2; cc=gcc ;;
+  arm64) triplet=aarch64-linux-gnu; loader=ld-linux-aarch64.so.1; cc=aarch64-linux-gnu-gcc ;;
+  armhf) triplet=arm-linux-gnueabihf; loader=ld-linux-armhf.so.3; cc=arm-linux-gnueabihf-gcc ;;
+  *) echo "tflite-env: unknown architecture $arch" >&2; exit 2 ;;
+esac
+host=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+
+system_lib() {
+  [[ $arch == "$host" && -f /usr/include/tensorflow/lite/c/c_api.h ]] || return 1
+  local d
+  for d in /usr/lib/$triplet /usr/local/lib /usr/lib; do
+    if [[ -e $d/libtensorflowlite_c.so ]]; then echo "$d"; return 0; fi
+    if [[ -e $d/libtensorflow-lite.so ]]; then echo "link:$d/libtensorflow-lite.so"; return 0; fi
+  done
+  return 1
+}
+
+if [[ $mode != sysroot ]] && sys=$(system_lib); then
+  if [[ $sys == link:* ]]; then
+    # Debian's package names the library libtensorflow-lite.so; go-tflite
+    # links -ltensorflowlite_c. A private link name bridges the two.
+    links=$here/.deps/system-links
+    mkdir -p "$links"
+    ln -sf "${sys#link:}" "$links/libtensorflowlite_c.so"
+    echo "TFLITE_KIND := system"
+    echo "TFLITE_ENV := CGO_ENABLED=1 CGO_LDFLAGS=\"-L$links\""
+  else
+    echo "TFLITE_KIND := system"
+    echo "TFLITE_ENV := CGO_ENABLED=1"
+  fi
+  exit 0
+fi
+if [[ $mode == system ]]; then
+  echo "tflite-env: EDGEINFER_TFLITE=system but no system TensorFlow Lite C library found" >&2
+  exit 1
+fi
+
+R=$here/.deps/sysroot-$arch
+"$here/scripts/tflite-sysroot.sh" "$arch" "$R"
+L=$R/usr/lib/$triplet
+echo "TFLITE_KIND := sysroot $R"
+echo "TFLITE_ENV := CGO_ENABLED=1 GOARCH=$( [[ $arch == armhf ]] && echo arm GOARM=7 || echo "${arch}") CC=\"$cc --sysroot=$R -B$L\" CGO_LDFLAGS=\"-L$L -Wl,--disable-new-dtags -Wl,-rpath,$L -Wl,--dynamic-linker=$L/$loader\""

@@ -1,0 +1,237 @@
+package tflite
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	gotflite "github.com/mattn/go-tflite"
+)
+
+// ErrInput reports input that does not fit the model's input tensor.
+var ErrInput = errors.New("input does not fit the model")
+
+// Options configure an interpreter.
+type Options struct {
+	// Threads is the number of CPU threads one interpreter may use; 0 or
+	// less leaves the choice to TensorFlow Lite.
+	Threads int
+}
+
+// Interpreter runs one model. It is not safe for concurrent use (neither
+// is TensorFlow Lite's); Pool hands interpreters to one caller at a time.
+type Interpreter struct {
+	model *Model
+	it    *gotflite.Interpreter
+	log   errLog
+	in    *gotflite.Tensor
+	outs  []*gotflite.Tensor
+
+	// lut caches the pixel conversion for the last Normalization used.
+	lut     pixelLUT
+	lutNorm Normalization
+	lutOK   bool
+}
+
+// NewInterpreter makes an interpreter for m and allocates its tensors.
+func (m *Model) NewInterpreter(opts Options) (*Interpreter, error) {
+	if m.edge {
+		return nil, fmt.Errorf("tflite: %w", ErrEdgeTPU)
+	}
+	it, err := m.newInterpreter(opts)
+	if err != nil {
+		return nil, err
+	}
+	if s := it.it.AllocateTensors(); s != gotflite.OK {
+		msg := it.log.take()
+		it.Close()
+		return nil, fmt.Errorf("tflite: allocate tensors: %w: %s", ErrInvalidModel, msg)
+	}
+	if err := it.bindTensors(); err != nil {
+		it.Close()
+		return nil, err
+	}
+	return it, nil
+}
+
+// newInterpreter creates an interpreter without allocating tensors, which
+// is enough to read tensor names, types and shapes.
+func (m *Model) newInterpreter(opts Options) (*Interpreter, error) {
+	if err := m.acquire(); err != nil {
+		return nil, err
+	}
+	o := gotflite.NewInterpreterOptions()
+	if o == nil {
+		m.release()
+		return nil, errors.New("tflite: cannot create interpreter options")
+	}
+	// The options may be deleted once the interpreter exists (c_api.h);
+	// the error log may not: the interpreter reports into it for life.
+	defer o.Delete()
+	if opts.Threads > 0 {
+		o.SetNumThread(opts.Threads)
+	}
+	log := newErrLog()
+	setReporter(o, log)
+	it := gotflite.NewInterpreter(m.gm, o)
+	if it == nil {
+		msg := log.take()
+		log.free()
+		m.release()
+		return nil, fmt.Errorf("tflite: create interpreter: %w: %s", ErrInvalidModel, msg)
+	}
+	return &Interpreter{model: m, it: it, log: log}, nil
+}
+
+func (i *Interpreter) bindTensors() error {
+	if n := i.it.GetInputTensorCount(); n != 1 {
+		return fmt.Errorf("tflite: %w: model has %d inputs, edgeinfer feeds exactly one image", ErrInput, n)
+	}
+	i.in = i.it.GetInputTensor(0)
+	n := i.it.GetOutputTensorCount()
+	if i.in == nil || n < 1 {
+		return fmt.Errorf("tflite: %w: model has no usable input or output tensor", ErrInvalidModel)
+	}
+	i.outs = make([]*gotflite.Tensor, n)
+	for k := range i.outs {
+		if i.outs[k] = i.it.GetOutputTensor(k); i.outs[k] == nil {
+			return fmt.Errorf("tflite: %w: output %d missing", ErrInvalidModel, k)
+		}
+	}
+	return nil
+}
+
+// Input describes the input tensor.
+func (i *Interpreter) Input() TensorInfo { return tensorInfo(i.in) }
+
+// Outputs describes the output tensors.
+func (i *Interpreter) Outputs() []TensorInfo {
+	infos := make([]TensorInfo, len(i.outs))
+	for k, t := range i.outs {
+		infos[k] = tensorInfo(t)
+	}
+	return infos
+}
+
+// SetPixels fills the input tensor from 8-bit pixels laid out as the
+// tensor is (HWC, or a flat vector), converting each value as norm says.
+// len(pixels) must equal the tensor's element count: go-tflite's copy
+// helpers trust the tensor's size, not the slice's, so this is checked
+// before any byte is written.
+func (i *Interpreter) SetPixels(pixels []byte, norm Normalization) error {
+	t := i.in
+	n := elements(t)
+	if len(pixels) != n {
+		return fmt.Errorf("tflite: %w: %d values for an input of %d", ErrInput, len(pixels), n)
+	}
+	typ := t.Type()
+	if !i.lutOK || i.lutNorm != norm {
+		lut, err := newPixelLUT(typ, t.QuantizationParams(), norm)
+		if err != nil {
+			return err
+		}
+		i.lut, i.lutNorm, i.lutOK = lut, norm, true
+	}
+	data := t.Data()
+	if data == nil || int(t.ByteSize()) != n*typeSize(typ) {
+		return fmt.Errorf("tflite: %w: input tensor has %d bytes for %d %s values", ErrInput, t.ByteSize(), n, typ)
+	}
+	switch typ {
+	case gotflite.UInt8, gotflite.Int8:
+		dst := unsafe.Slice((*byte)(data), n)
+		for k, p := range pixels {
+			dst[k] = i.lut.q[p]
+		}
+	case gotflite.Float32:
+		dst := unsafe.Slice((*float32)(data), n)
+		for k, p := range pixels {
+			dst[k] = i.lut.f[p]
+		}
+	}
+	return nil
+}
+
+// Invoke runs the model on the current input.
+func (i *Interpreter) Invoke() error {
+	if s := i.it.Invoke(); s != gotflite.OK { // never compare with gotflite.Error: it equals OK
+		return fmt.Errorf("tflite: invoke: %s", nonEmpty(i.log.take(), s.String()))
+	}
+	return nil
+}
+
+// Scores reads output k as real numbers, dequantised as
+// scale*(q-zero_point), into dst (grown if needed) and returns it.
+func (i *Interpreter) Scores(k int, dst []float32) ([]float32, error) {
+	if k < 0 || k >= len(i.outs) {
+		return nil, fmt.Errorf("tflite: output %d of %d", k, len(i.outs))
+	}
+	t := i.outs[k]
+	n := elements(t)
+	typ := t.Type()
+	data := t.Data()
+	if data == nil || int(t.ByteSize()) < n*typeSize(typ) {
+		return nil, fmt.Errorf("tflite: output %d: no data", k)
+	}
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	q := t.QuantizationParams()
+	switch typ {
+	case gotflite.Float32:
+		copy(dst, unsafe.Slice((*float32)(data), n))
+	case gotflite.UInt8:
+		if q.Scale == 0 {
+			return nil, fmt.Errorf("tflite: output %d is uint8 without quantisation parameters", k)
+		}
+		dequantizeUint8(dst, unsafe.Slice((*uint8)(data), n), q)
+	case gotflite.Int8:
+		if q.Scale == 0 {
+			return nil, fmt.Errorf("tflite: output %d is int8 without quantisation parameters", k)
+		}
+		dequantizeInt8(dst, unsafe.Slice((*int8)(data), n), q)
+	default:
+		return nil, fmt.Errorf("tflite: output %d has type %s; scores need float32, uint8 or int8", k, typ)
+	}
+	return dst, nil
+}
+
+// Close deletes the interpreter. It is safe to call twice.
+func (i *Interpreter) Close() {
+	if i.it == nil {
+		return
+	}
+	i.it.Delete()
+	i.log.free()
+	i.it, i.in, i.outs = nil, nil, nil
+	i.model.release()
+}
+
+func elements(t *gotflite.Tensor) int {
+	n := 1
+	for d := 0; d < t.NumDims(); d++ {
+		n *= t.Dim(d)
+	}
+	return n
+}
+
+func typeSize(t gotflite.TensorType) int {
+	switch t {
+	case gotflite.UInt8, gotflite.Int8, gotflite.Bool:
+		return 1
+	case gotflite.Int16:
+		return 2
+	case gotflite.Float32, gotflite.Int32:
+		return 4
+	case gotflite.Int64, gotflite.Complex64:
+		return 8
+	}
+	return 0
+}
+
+func nonEmpty(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
