@@ -78,7 +78,7 @@ func printInspect(w io.Writer, r inspectReport) error {
 		ts   []tflite.TensorInfo
 	}{{"input", r.Inputs}, {"output", r.Outputs}} {
 		for i, t := range g.ts {
-			fmt.Fprintf(&b, "%-6s %d  %-8s %-16v %s", g.name, i, t.Type, t.Shape, t.Name)
+			fmt.Fprintf(&b, "%-6s %d  %-8s %-16s %s", g.name, i, t.Type, fmt.Sprint(t.Shape), t.Name)
 			if q := t.Quantization; q != nil {
 				fmt.Fprintf(&b, "  scale=%g zero_point=%d", q.Scale, q.ZeroPoint)
 			}

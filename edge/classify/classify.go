@@ -63,7 +63,6 @@ type Classifier struct {
 }
 
 type buffers struct {
-	data    []byte
 	pixels  []byte
 	scores  []float32
 	resizer imageio.Resizer
