@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
 
 	"github.com/edgeinfer/edgeinfer/edge"
 	"github.com/edgeinfer/edgeinfer/edge/imageio"
@@ -31,8 +32,19 @@ HTTP API and MQTT also use. An image that cannot be classified gives a line
 the exit status is 1.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, images []string) error {
+			// Flags not given on the command line may come from the
+			// environment (EDGEINFER_MODEL, EDGEINFER_THREADS, ...).
+			v, err := flagsWithEnv(cmd)
+			if err != nil {
+				return err
+			}
+			opts.Model, opts.Labels = v.GetString("model"), v.GetString("labels")
+			opts.TopK, opts.Threads = v.GetInt("top"), v.GetInt("threads")
+			opts.Threshold = float32(v.GetFloat64("threshold"))
+			opts.Limits = imageio.Limits{MaxPixels: v.GetInt64("max-pixels"), MaxBytes: v.GetInt64("max-bytes")}
+			asJSON, deviceID = v.GetBool("json"), v.GetString("device-id")
 			if opts.Model == "" {
-				return errors.New("--model is required")
+				return errors.New("--model (or EDGEINFER_MODEL) is required")
 			}
 			if deviceID == "" {
 				deviceID, _ = os.Hostname()
@@ -79,6 +91,20 @@ the exit status is 1.`,
 	f.BoolVar(&asJSON, "json", false, "print one JSON result per line")
 	f.StringVar(&deviceID, "device-id", "", "device id in results (default: the hostname)")
 	return cmd
+}
+
+// flagsWithEnv returns a viper instance over the command's flags in which
+// a flag left unset takes its value from EDGEINFER_<FLAG> (dashes as
+// underscores).
+func flagsWithEnv(cmd *cobra.Command) (*viper.Viper, error) {
+	v := viper.New()
+	v.SetEnvPrefix("EDGEINFER")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(cmd.Flags()); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // classifyFile reads one image file within the limits and classifies it.

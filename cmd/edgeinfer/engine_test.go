@@ -146,4 +146,3 @@ func make64(c byte) []byte {
 	}
 	return b
 }
-

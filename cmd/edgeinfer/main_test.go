@@ -61,7 +61,13 @@ type cliRun struct {
 
 func runCLI(t *testing.T, args ...string) cliRun {
 	t.Helper()
+	return runCLIEnv(t, nil, args...)
+}
+
+func runCLIEnv(t *testing.T, env []string, args ...string) cliRun {
+	t.Helper()
 	cmd := exec.Command(binPath, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -362,5 +368,22 @@ func TestVersion(t *testing.T) {
 	r := runCLI(t, "version")
 	if r.code != 0 || !strings.Contains(r.stdout, "tensorflow-lite 2.") || !strings.Contains(r.stdout, runtime.GOARCH) {
 		t.Errorf("version: exit %d %q", r.code, r.stdout)
+	}
+}
+
+func TestFlagsFromEnvironment(t *testing.T) {
+	r := runCLIEnv(t, []string{"EDGEINFER_MODEL=" + mnistDir, "EDGEINFER_TOP=2", "EDGEINFER_JSON=true", "EDGEINFER_DEVICE_ID=bench-7"},
+		"classify", filepath.Join(mnistDir, "samples", "3.png"))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	res := decodeResults(t, r.stdout)
+	if len(res) != 1 || len(res[0].Predictions) != 2 || res[0].Predictions[0].Label != "3" || res[0].DeviceID != "bench-7" {
+		t.Errorf("results %+v", res)
+	}
+	// A flag on the command line wins over the environment.
+	r = runCLIEnv(t, []string{"EDGEINFER_MODEL=/nonexistent"}, "classify", "--json", "--model", mnistDir, filepath.Join(mnistDir, "samples", "3.png"))
+	if r.code != 0 {
+		t.Errorf("flag did not override the environment: %s", r.stderr)
 	}
 }

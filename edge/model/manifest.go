@@ -162,7 +162,8 @@ func Parse(data []byte) (*Manifest, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("empty manifest")
 		}
-		return nil, fmt.Errorf("manifest: %w", err)
+		// yaml.v3 lists problems on indented lines; keep errors one line.
+		return nil, fmt.Errorf("manifest: %s", strings.Join(strings.Fields(err.Error()), " "))
 	}
 	if err := m.validate(); err != nil {
 		return nil, err

@@ -1,0 +1,54 @@
+package imageio
+
+import (
+	"encoding/binary"
+	"image"
+	"testing"
+)
+
+func benchmarkDecode(b *testing.B, w, h int) {
+	data := encodeJPEG(b, photo(w, h, 42), 90)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, _, err := Decode(data, Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchmarkResize(b *testing.B, w, h int) {
+	img, _, err := Decode(encodeJPEG(b, photo(w, h, 42), 90), Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if m, ok := img.(*image.YCbCr); !ok || m.SubsampleRatio != image.YCbCrSubsampleRatio420 {
+		b.Fatalf("decoded %T, want 4:2:0 *image.YCbCr", img)
+	}
+	l := Layout{224, 224, 3}
+	dst := make([]byte, l.Len())
+	var r Resizer
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.Resize(dst, img, l); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecode640x480JPEG(b *testing.B)    { benchmarkDecode(b, 640, 480) }
+func BenchmarkDecode1920x1080JPEG(b *testing.B)  { benchmarkDecode(b, 1920, 1080) }
+func BenchmarkResize640x480To224(b *testing.B)   { benchmarkResize(b, 640, 480) }
+func BenchmarkResize1920x1080To224(b *testing.B) { benchmarkResize(b, 1920, 1080) }
+
+// BenchmarkDecodeRotated640x480JPEG measures the cost of EXIF orientation 6,
+// which most phone photos carry.
+func BenchmarkDecodeRotated640x480JPEG(b *testing.B) {
+	data := withSegment(encodeJPEG(b, photo(480, 640, 42), 90), 0xe1, exifPayload(binary.LittleEndian, 6))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := Decode(data, Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

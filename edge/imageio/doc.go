@@ -1,0 +1,13 @@
+// Package imageio decodes untrusted image bytes with limits and resizes them
+// into a model's input layout.
+//
+// Decode accepts JPEG, PNG, GIF (first frame), BMP and WebP. It reads the
+// image header before anything else and refuses images whose declared size
+// exceeds the configured pixel budget, so a few hundred hostile bytes cannot
+// make the process allocate gigabytes. JPEG EXIF orientation is applied, so
+// callers always receive an upright image.
+//
+// Resize and Resizer convert any image.Image into the packed, row-major
+// HWC uint8 layout that TensorFlow Lite image models consume, using the same
+// bilinear sampling convention as TensorFlow's tf.image.resize.
+package imageio
