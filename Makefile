@@ -6,6 +6,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/edgeinfer
 PKGS    := ./...
+GODIRS   = $(wildcard cmd edge tflite mqtt systemd scripts)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 TFLITE_MODULE := github.com/mattn/go-tflite@v1.0.1
@@ -34,13 +35,12 @@ build: $(TFLITE_MK)
 models:
 	$(GO) run ./scripts/fetchmodels models
 
-# The main job. Until the daemon lands this classifies the sample images
-# that ship with the models.
+# The main job: the daemon on a demo configuration (scripts/demo.yaml): a
+# replay source over the sample images, the status page on 127.0.0.1:8080.
 run: build models
-	@M=$$($(GO) mod download -json $(TFLITE_MODULE) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')/_example; \
-	set -x; \
-	$(BIN) classify --model models/mobilenet-v1-quant --top 3 $$M/label_image/peacock.png $$M/ssd/example.jpg; \
-	$(BIN) classify --model models/mnist --top 1 $$M/mnist/[0-9].png
+	@echo "edgeinfer: status page  http://127.0.0.1:8080/"
+	@echo "edgeinfer: classify     curl -F image=@models/mobilenet-v1-quant/samples/peacock.png http://127.0.0.1:8080/api/v1/classify"
+	$(BIN) run --config scripts/demo.yaml
 
 vet: $(TFLITE_MK)
 	$(GOENV) $(GO) vet $(PKGS)
@@ -54,7 +54,7 @@ $(STATICCHECK): go.mod
 	CGO_ENABLED=0 $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 
 lint: vet $(STATICCHECK)
-	@test -z "$$(gofmt -l cmd edge tflite mqtt systemd scripts)" || { gofmt -l cmd edge tflite mqtt systemd scripts; exit 1; }
+	@test -z "$$(gofmt -l $(GODIRS))" || { gofmt -l $(GODIRS); exit 1; }
 	$(GOENV) $(STATICCHECK) $(PKGS)
 
 # Everything: unit and integration tests with the race detector, on the

@@ -75,3 +75,12 @@ func (m Millis) Duration() time.Duration { return time.Duration(m) }
 
 // Ms returns m in milliseconds as a float, for logs and benchmarks.
 func (m Millis) Ms() float64 { return float64(time.Duration(m).Microseconds()) / 1000 }
+
+// Rejection reports an input that could not be classified, in the shape
+// of the MQTT errors topic: {"request_id","source","error"}.
+type Rejection struct {
+	RequestID string    `json:"request_id"`
+	Source    string    `json:"source"`
+	Error     string    `json:"error"`
+	At        time.Time `json:"at"`
+}

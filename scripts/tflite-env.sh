@@ -55,4 +55,8 @@ R=$here/.deps/sysroot-$arch
 "$here/scripts/tflite-sysroot.sh" "$arch" "$R"
 L=$R/usr/lib/$triplet
 echo "TFLITE_KIND := sysroot $R"
-echo "TFLITE_ENV := CGO_ENABLED=1 GOARCH=$( [[ $arch == armhf ]] && echo arm GOARM=7 || echo "${arch}") CC=\"$cc --sysroot=$R -B$L\" CGO_LDFLAGS=\"-L$L -Wl,--disable-new-dtags -Wl,-rpath,$L -Wl,--dynamic-linker=$L/$loader\""
+# External linking for every binary, tests of pure-Go packages included:
+# Go's internal linker would pair the sysroot-compiled runtime/cgo (sid's
+# glibc) with the host's dynamic linker and glibc, which aborts with
+# "stack smashing detected" (seen with -race and with go-built tools).
+echo "TFLITE_ENV := GOFLAGS=-ldflags=-linkmode=external CGO_ENABLED=1 GOARCH=$( [[ $arch == armhf ]] && echo arm GOARM=7 || echo "${arch}") CC=\"$cc --sysroot=$R -B$L\" CGO_LDFLAGS=\"-L$L -Wl,--disable-new-dtags -Wl,-rpath,$L -Wl,--dynamic-linker=$L/$loader\""

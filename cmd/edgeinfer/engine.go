@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
 	"github.com/edgeinfer/edgeinfer/edge"
 	"github.com/edgeinfer/edgeinfer/edge/classify"
+	"github.com/edgeinfer/edgeinfer/edge/httpapi"
 	"github.com/edgeinfer/edgeinfer/edge/imageio"
 	"github.com/edgeinfer/edgeinfer/edge/model"
 	"github.com/edgeinfer/edgeinfer/tflite"
@@ -59,6 +61,8 @@ type loadedModel struct {
 	Pool       *tflite.Pool
 	Classifier *classify.Classifier
 	Info       tflite.Info
+	Threads    int
+	LoadedAt   time.Time
 }
 
 // openModel loads, checks and warms up a model for classification.
@@ -120,11 +124,12 @@ func (lm *loadedModel) init(opts engineOptions) error {
 	if err != nil {
 		return fmt.Errorf("model %s: %w", man.Name, err)
 	}
-	threads := opts.Threads
-	if threads <= 0 {
-		threads = min(runtime.NumCPU(), 4)
+	lm.Threads = opts.Threads
+	if lm.Threads <= 0 {
+		lm.Threads = min(runtime.NumCPU(), 4)
 	}
-	if lm.Pool, err = tflite.NewPool(m, opts.Interpreters, tflite.Options{Threads: threads}); err != nil {
+	lm.LoadedAt = time.Now()
+	if lm.Pool, err = tflite.NewPool(m, opts.Interpreters, tflite.Options{Threads: lm.Threads}); err != nil {
 		return err
 	}
 	var norm tflite.Normalization
@@ -160,6 +165,53 @@ func (lm *loadedModel) warmUp() error {
 		return fmt.Errorf("model %s: self-test: %w", lm.Manifest.Name, err)
 	}
 	return nil
+}
+
+// selfTest classifies the manifest's labelled samples and fails if one
+// gets another top-1 label: a model that loads but answers wrongly (wrong
+// labels file, wrong preprocessing) must not go into service. Samples
+// missing on disk are skipped: a deployment may leave them out.
+func (lm *loadedModel) selfTest(ctx context.Context) error {
+	for _, s := range lm.Manifest.Samples {
+		if s.Label == "" {
+			continue
+		}
+		data, err := os.ReadFile(lm.Manifest.SamplePath(s))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("model %s: self-test: %w", lm.Manifest.Name, err)
+		}
+		res, err := lm.Classifier.Classify(ctx, data)
+		if err != nil {
+			return fmt.Errorf("model %s: self-test on %s: %w", lm.Manifest.Name, s.File, err)
+		}
+		if len(res.Predictions) == 0 || res.Predictions[0].Label != s.Label {
+			return fmt.Errorf("model %s: self-test: %s should be %q, got %v", lm.Manifest.Name, s.File, s.Label, res.Predictions)
+		}
+	}
+	return nil
+}
+
+// Classify implements daemon.Model.
+func (lm *loadedModel) Classify(ctx context.Context, data []byte) (edge.Result, error) {
+	return lm.Classifier.Classify(ctx, data)
+}
+
+// Status implements daemon.Model.
+func (lm *loadedModel) Status() httpapi.ModelStatus {
+	in := lm.Info.Inputs[0]
+	return httpapi.ModelStatus{
+		Name:         lm.Manifest.Name,
+		SHA256:       lm.Model.SHA256(),
+		Path:         lm.Manifest.ModelPath(),
+		Input:        fmt.Sprintf("%s %v", in.Type, in.Shape),
+		Delegate:     "cpu",
+		Threads:      lm.Threads,
+		Interpreters: lm.Pool.Size(),
+		LoadedAt:     lm.LoadedAt,
+	}
 }
 
 // Close releases the interpreters, then the model.

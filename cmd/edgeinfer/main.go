@@ -53,6 +53,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newClassifyCmd(), newModelCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newClassifyCmd(), newModelCmd(), newConfigCmd(), newVersionCmd())
 	return root
 }

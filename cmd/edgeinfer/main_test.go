@@ -4,41 +4,51 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/edgeinfer/edgeinfer/edge"
 )
 
 // binPath is the edgeinfer binary under test: $EDGEINFER_BIN (set by
-// `make test`), or one built by TestMain.
-var binPath string
+// `make test`), or one built by TestMain. rusagePath is the helper that
+// reports a child's peak RSS (testdata/rusage).
+var binPath, rusagePath string
 
 func TestMain(m *testing.M) {
-	binPath = os.Getenv("EDGEINFER_BIN")
-	cleanup := func() {}
-	if binPath == "" {
-		dir, err := os.MkdirTemp("", "edgeinfer-test")
-		if err != nil {
-			panic(err)
-		}
-		cleanup = func() { os.RemoveAll(dir) }
-		binPath = filepath.Join(dir, "edgeinfer")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			os.Stderr.Write(out)
-			cleanup()
-			os.Exit(2)
-		}
+	dir, err := os.MkdirTemp("", "edgeinfer-test")
+	if err != nil {
+		panic(err)
 	}
-	code := m.Run()
-	cleanup()
+	code := func() int {
+		defer os.RemoveAll(dir)
+		build := func(out, pkg string, env ...string) bool {
+			cmd := exec.Command("go", "build", "-o", out, pkg)
+			cmd.Env = append(os.Environ(), env...)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				os.Stderr.Write(b)
+				return false
+			}
+			return true
+		}
+		rusagePath = filepath.Join(dir, "rusage")
+		if !build(rusagePath, "./testdata/rusage", "CGO_ENABLED=0", "GOFLAGS=") {
+			return 2
+		}
+		if binPath = os.Getenv("EDGEINFER_BIN"); binPath == "" {
+			binPath = filepath.Join(dir, "edgeinfer")
+			if !build(binPath, ".") {
+				return 2
+			}
+		}
+		return m.Run()
+	}()
 	os.Exit(code)
 }
 
@@ -66,22 +76,21 @@ func runCLI(t *testing.T, args ...string) cliRun {
 
 func runCLIEnv(t *testing.T, env []string, args ...string) cliRun {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
+	report := filepath.Join(t.TempDir(), "rusage")
+	cmd := exec.Command(rusagePath, append([]string{report, binPath}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("rusage helper: %v: %s", err, stderr.String())
+	}
+	r := cliRun{stdout: stdout.String(), stderr: stderr.String()}
+	data, err := os.ReadFile(report)
 	if err != nil {
-		if _, ok := err.(*exec.ExitError); !ok {
-			t.Fatal(err)
-		}
+		t.Fatal(err)
 	}
-	r := cliRun{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
-		r.signaled = ws.Signaled()
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.maxRSSKB = ru.Maxrss
+	if _, err := fmt.Sscan(string(data), &r.maxRSSKB, &r.code, &r.signaled); err != nil {
+		t.Fatalf("rusage report %q: %v", data, err)
 	}
 	return r
 }

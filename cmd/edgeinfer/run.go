@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgeinfer/edgeinfer/edge/config"
+	"github.com/edgeinfer/edgeinfer/edge/daemon"
+	"github.com/edgeinfer/edgeinfer/edge/imageio"
+	"github.com/edgeinfer/edgeinfer/systemd"
+	"github.com/edgeinfer/edgeinfer/tflite"
+)
+
+func newRunCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "run [--config FILE] [flags]",
+		Short: "Run the daemon: classify images from the configured sources and serve the HTTP API",
+		Long: `Run the daemon with the configuration in --config (default ` + config.DefaultPath + `).
+Keys can be overridden by EDGEINFER_<KEY> environment variables (EDGEINFER_HTTP_LISTEN=:9090)
+and by the flags below. SIGHUP (or POST /api/v1/reload) reloads configuration and model;
+SIGTERM and SIGINT shut down in order.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := configPath
+			if !cmd.Flags().Changed("config") {
+				if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+					path = "" // no file: flags and environment only
+				}
+			}
+			return runDaemon(cmd.Context(), path, cmd, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&configPath, "config", "c", config.DefaultPath, "configuration file (YAML)")
+	f.String("model", "", "model folder, manifest or .tflite file (key: model)")
+	f.String("device-id", "", "device id (key: device_id)")
+	f.String("http-listen", "", "HTTP listen address, host:port (key: http.listen)")
+	f.String("log-level", "", "debug, info, warn or error (key: log.level)")
+	f.String("log-format", "", "text or json (key: log.format)")
+	return cmd
+}
+
+// runDaemon wires the daemon's parts together and runs it until ctx ends.
+func runDaemon(ctx context.Context, path string, cmd *cobra.Command, stderr io.Writer) error {
+	// Read the configuration once here for the logger; daemon.New reads
+	// and validates it again and reports its errors.
+	logCfg := config.Defaults().Log
+	if c, err := config.Load(path, cmd.Flags()); err == nil {
+		logCfg = c.Log
+	}
+	log := newLogger(stderr, logCfg)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default: // a reload is already pending
+				}
+			}
+		}
+	}()
+
+	d, err := daemon.New(ctx, daemon.Options{
+		ConfigPath: path,
+		Flags:      cmd.Flags(),
+		Loader:     loadTFLite,
+		Notifier:   systemd.NewNotifier(log),
+		Version:    version,
+		Engine:     "tensorflow-lite " + tflite.Version(),
+		Log:        log,
+	})
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx, reload)
+}
+
+// loadTFLite is the daemon's Loader over TensorFlow Lite.
+func loadTFLite(ctx context.Context, cfg *config.Config) (daemon.Model, error) {
+	lm, err := openModel(engineOptions{
+		Model:        cfg.Model,
+		Labels:       cfg.Labels,
+		Threads:      cfg.Engine.Threads,
+		Interpreters: cfg.Engine.Interpreters,
+		TopK:         cfg.Classify.Top,
+		Threshold:    float32(cfg.Classify.Threshold),
+		Limits:       imageio.Limits{MaxBytes: cfg.Limits.MaxImageBytes, MaxPixels: cfg.Limits.MaxPixels},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := lm.selfTest(ctx); err != nil {
+		lm.Close()
+		return nil, err
+	}
+	return lm, nil
+}
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(strings.ToUpper(c.Level))); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

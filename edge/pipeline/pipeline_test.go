@@ -1,0 +1,225 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/edgeinfer/edgeinfer/edge"
+	"github.com/edgeinfer/edgeinfer/edge/classify"
+	"github.com/edgeinfer/edgeinfer/edge/source"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// gateClassifier is a test double for the pipeline's Classifier port: it
+// answers with the frame's first byte as the label index once the gate
+// lets it, so tests control timing. The real classifier over TensorFlow
+// Lite is tested in cmd/edgeinfer.
+type gateClassifier struct {
+	gate    chan struct{} // one receive per classification; nil = no wait
+	calls   atomic.Int64
+	delayOf func(data []byte) time.Duration
+}
+
+func (g *gateClassifier) Classify(ctx context.Context, data []byte) (edge.Result, error) {
+	g.calls.Add(1)
+	if g.gate != nil {
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return edge.Result{}, ctx.Err()
+		}
+	}
+	if g.delayOf != nil {
+		time.Sleep(g.delayOf(data))
+	}
+	if len(data) == 0 {
+		return edge.Result{}, classify.ErrBadImage
+	}
+	return edge.Result{Predictions: []edge.Prediction{{Index: int(data[0])}}}, nil
+}
+
+// recordSink records events in order.
+type recordSink struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (r *recordSink) Publish(e Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+func (r *recordSink) snapshot() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.events...)
+}
+
+// pushSource offers the frames sent on its channel.
+type pushSource struct {
+	name   string
+	frames chan source.Frame
+}
+
+func (s *pushSource) Name() string        { return s.name }
+func (s *pushSource) Kind() string        { return source.KindCamera }
+func (s *pushSource) State() source.State { return source.State{Name: s.name, Kind: source.KindCamera} }
+func (s *pushSource) Run(ctx context.Context, out source.Output) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-s.frames:
+			out.Offer(f)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestLatestFrameWins(t *testing.T) {
+	g := &gateClassifier{gate: make(chan struct{})}
+	sink := &recordSink{}
+	p := New(Config{DeviceID: "d"}, g, []Sink{sink}, nil, nil)
+	src := &pushSource{name: "cam", frames: make(chan source.Frame)}
+	p.AddSource(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+
+	// Frame 1 is taken and blocks in the classifier; 2..50 pile up in the
+	// one-frame mailbox, each replacing the last.
+	src.frames <- source.Frame{ID: 1, Data: []byte{1}}
+	waitFor(t, "first classification", func() bool { return g.calls.Load() == 1 })
+	for id := uint64(2); id <= 50; id++ {
+		src.frames <- source.Frame{ID: id, Data: []byte{byte(id)}}
+	}
+	g.gate <- struct{}{} // finish frame 1
+	g.gate <- struct{}{} // finish the one frame left: 50
+	waitFor(t, "two results", func() bool { return len(sink.snapshot()) == 2 })
+	cancel()
+	<-done
+	ev := sink.snapshot()
+	if ev[0].Result.FrameID != 1 || ev[1].Result.FrameID != 50 {
+		t.Errorf("published frames %d, %d; want 1, 50", ev[0].Result.FrameID, ev[1].Result.FrameID)
+	}
+	if ev[1].Result.DeviceID != "d" || ev[1].Result.Source != source.KindCamera {
+		t.Errorf("result fields %+v", ev[1].Result)
+	}
+}
+
+func TestPublishInFrameOrderWithWorkers(t *testing.T) {
+	// Odd frames take longer: without ordering they would overtake.
+	g := &gateClassifier{delayOf: func(b []byte) time.Duration {
+		if b[0]%2 == 1 {
+			return 3 * time.Millisecond
+		}
+		return 0
+	}}
+	sink := &recordSink{}
+	p := New(Config{Workers: 3}, g, []Sink{sink}, nil, nil)
+	src := &pushSource{name: "cam", frames: make(chan source.Frame)}
+	p.AddSource(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	for id := uint64(1); id <= 200; id++ {
+		src.frames <- source.Frame{ID: id, Data: []byte{byte(id)}}
+		time.Sleep(200 * time.Microsecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-done
+	last := uint64(0)
+	for _, e := range sink.snapshot() {
+		if e.Result.FrameID <= last {
+			t.Fatalf("frame %d published after %d", e.Result.FrameID, last)
+		}
+		last = e.Result.FrameID
+	}
+	if last == 0 {
+		t.Fatal("nothing published")
+	}
+}
+
+func TestRequestAdmission(t *testing.T) {
+	g := &gateClassifier{gate: make(chan struct{})}
+	p := New(Config{MaxQueue: 2}, g, nil, nil, nil)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := p.Request(context.Background(), source.Frame{Data: []byte{7}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	waitFor(t, "two requests admitted", func() bool { return p.QueueDepth() == 2 })
+	if _, err := p.Request(context.Background(), source.Frame{Data: []byte{7}}); !errors.Is(err, ErrOverloaded) {
+		t.Errorf("third request: %v, want ErrOverloaded", err)
+	}
+	g.gate <- struct{}{}
+	g.gate <- struct{}{}
+	wg.Wait()
+	if p.QueueDepth() != 0 {
+		t.Errorf("queue depth %d after the requests", p.QueueDepth())
+	}
+	g.gate = nil
+	if _, err := p.Request(context.Background(), source.Frame{}); !errors.Is(err, classify.ErrBadImage) {
+		t.Errorf("empty frame: %v", err)
+	}
+}
+
+func TestHealthy(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	advance := func(d time.Duration) { now.Add(int64(d)) }
+
+	g := &gateClassifier{gate: make(chan struct{})}
+	p := New(Config{StallTimeout: 10 * time.Second, Now: clock}, g, nil, nil, nil)
+	if err := p.Healthy(); err != nil {
+		t.Fatalf("idle pipeline unhealthy: %v", err)
+	}
+	advance(time.Hour)
+	if err := p.Healthy(); err != nil {
+		t.Fatalf("long-idle pipeline unhealthy: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		p.Request(context.Background(), source.Frame{Data: []byte{1}})
+		close(done)
+	}()
+	waitFor(t, "classification started", func() bool { return g.calls.Load() == 1 })
+	advance(5 * time.Second)
+	if err := p.Healthy(); err != nil {
+		t.Fatalf("5 s into a classification: %v", err)
+	}
+	advance(6 * time.Second)
+	if err := p.Healthy(); err == nil {
+		t.Fatal("a classification stuck for 11 s is healthy")
+	}
+	g.gate <- struct{}{}
+	<-done
+	if err := p.Healthy(); err != nil {
+		t.Fatalf("after the stuck classification finished: %v", err)
+	}
+}
