@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -190,8 +191,11 @@ func TestDaemonReload(t *testing.T) {
 		err   error
 	}
 	results := make(chan outcome, 100000)
+	var load sync.WaitGroup
 	for range 4 {
+		load.Add(1)
 		go func() {
+			defer load.Done()
 			for {
 				select {
 				case <-stop:
@@ -231,7 +235,7 @@ func TestDaemonReload(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
-	time.Sleep(200 * time.Millisecond)
+	load.Wait()
 	close(results)
 
 	seen := map[string]int{}
