@@ -121,6 +121,9 @@ func load(data []byte) (*Model, error) {
 	if len(data) < 8 || string(data[4:8]) != "TFL3" {
 		return nil, fmt.Errorf("%w: no TFL3 file identifier (%d bytes)", ErrInvalidModel, len(data))
 	}
+	if err := validateStructure(data); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
+	}
 	log := newErrLog()
 	c, buf := createModel(data, log)
 	if c == nil {

@@ -55,6 +55,23 @@ type Notifier interface {
 	Watchdog(ctx context.Context, healthy func() error)
 }
 
+// Plugin adds a transport (MQTT) built from the configuration around the
+// pipeline: it may return a sink for the pipeline's events, a service run
+// alongside the daemon (started before the sources, stopped after them, so
+// that the last results still go out), and a status for the page. A nil
+// Extension means the plugin is not configured.
+type Plugin func(cfg *config.Config, p *pipeline.Pipeline, reg prometheus.Registerer, log *slog.Logger) (*Extension, error)
+
+// Extension is what a configured Plugin contributes.
+type Extension struct {
+	Sink   pipeline.Sink
+	Run    func(ctx context.Context) error
+	Status func() httpapi.BrokerStatus
+	// Close releases what the plugin holds once Run has returned (an
+	// embedded broker); may be nil.
+	Close func() error
+}
+
 // Options configure a Daemon.
 type Options struct {
 	// ConfigPath is the YAML file ("" for none: flags and environment only).
@@ -66,8 +83,8 @@ type Options struct {
 	Version  string
 	Engine   string
 	Log      *slog.Logger
-	// Sinks receive every event besides the status page's recorder.
-	Sinks []pipeline.Sink
+	// Plugins add transports that need the pipeline (MQTT); see Plugin.
+	Plugins []Plugin
 	// ShutdownTimeout bounds the orderly shutdown (default 5s).
 	ShutdownTimeout time.Duration
 }
@@ -85,6 +102,7 @@ type Daemon struct {
 	http     *http.Server
 	listener net.Listener
 	reloads  *prometheus.CounterVec
+	exts     []*Extension
 
 	reloadMu sync.Mutex // one reload at a time
 	mu       sync.Mutex
@@ -122,7 +140,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	}, func() float64 { return float64(d.model.info().LoadedAt.UnixNano()) / 1e9 }))
 
 	d.recorder = status.NewRecorder(nil)
-	sinks := append([]pipeline.Sink{d.recorder, logSink{d.log}}, opts.Sinks...)
+	sinks := []pipeline.Sink{d.recorder, logSink{d.log}}
 	d.pipeline = pipeline.New(pipeline.Config{
 		DeviceID:     cfg.DeviceID,
 		MaxQueue:     cfg.HTTP.MaxQueue,
@@ -134,13 +152,39 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		d.model.close()
 		return nil, err
 	}
+	for _, plug := range opts.Plugins {
+		ext, err := plug(&d.cfg, d.pipeline, d.registry, d.log)
+		if err != nil {
+			d.closeExtensions()
+			d.model.close()
+			return nil, err
+		}
+		if ext == nil {
+			continue
+		}
+		if ext.Sink != nil {
+			d.pipeline.AddSink(ext.Sink)
+		}
+		d.exts = append(d.exts, ext)
+	}
 	if cfg.HTTP.Listen != "" {
 		if err := d.setupHTTP(); err != nil {
+			d.closeExtensions()
 			d.model.close()
 			return nil, err
 		}
 	}
 	return d, nil
+}
+
+func (d *Daemon) closeExtensions() {
+	for _, ext := range d.exts {
+		if ext.Close != nil {
+			if err := ext.Close(); err != nil {
+				d.log.Warn("closing", "err", err)
+			}
+		}
+	}
 }
 
 // loadConfig loads and validates, and fills the device id.
@@ -233,6 +277,23 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.mu.Lock()
 	d.running = true
 	d.mu.Unlock()
+	// Extensions (MQTT) run until after the pipeline has stopped, so the
+	// last results are still published.
+	ectx, stopExtensions := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopExtensions()
+	var ewg sync.WaitGroup
+	for _, ext := range d.exts {
+		if ext.Run == nil {
+			continue
+		}
+		ewg.Add(1)
+		go func() {
+			defer ewg.Done()
+			if err := ext.Run(ectx); err != nil {
+				d.log.Error("extension stopped", "err", err)
+			}
+		}()
+	}
 	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -290,6 +351,15 @@ loop:
 	case <-deadline.Done():
 		d.log.Warn("sources did not stop in time")
 	}
+	stopExtensions()
+	edone := make(chan struct{})
+	go func() { ewg.Wait(); close(edone) }()
+	select {
+	case <-edone:
+	case <-deadline.Done():
+		d.log.Warn("extensions did not stop in time")
+	}
+	d.closeExtensions()
 	if err := d.model.close(); err != nil {
 		d.log.Warn("closing the model", "err", err)
 	}
@@ -399,6 +469,12 @@ func (d *Daemon) Status() httpapi.Status {
 	}
 	if ready != nil {
 		st.Health = ready.Error()
+	}
+	for _, ext := range d.exts {
+		if ext.Status != nil {
+			b := ext.Status()
+			st.MQTT = &b
+		}
 	}
 	return st
 }

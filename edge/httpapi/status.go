@@ -21,6 +21,19 @@ type Status struct {
 	Sources   []source.State  `json:"sources"`
 	Stats     status.Snapshot `json:"stats"`
 	Queue     QueueStatus     `json:"queue"`
+	MQTT      *BrokerStatus   `json:"mqtt,omitempty"`
+}
+
+// BrokerStatus reports the MQTT connection.
+type BrokerStatus struct {
+	Broker     string    `json:"broker"`
+	Connected  bool      `json:"connected"`
+	Since      time.Time `json:"since"`
+	LastError  string    `json:"last_error,omitempty"`
+	Buffered   int       `json:"buffered"`
+	Published  uint64    `json:"published"`
+	Dropped    uint64    `json:"dropped"`
+	Reconnects uint64    `json:"reconnects"`
 }
 
 // ModelStatus describes the model in use.

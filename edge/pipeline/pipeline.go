@@ -129,6 +129,13 @@ func (p *Pipeline) AddSource(s Source) {
 	p.boxes[s.Name()] = newMailbox()
 }
 
+// AddSink registers another sink; call before Run.
+func (p *Pipeline) AddSink(s Sink) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sinks = append(p.sinks, s)
+}
+
 // Sources returns the state of every source.
 func (p *Pipeline) Sources() []source.State {
 	p.mu.Lock()
@@ -209,6 +216,14 @@ func (p *Pipeline) process(ctx context.Context, f source.Frame) (edge.Result, er
 	return e.Result, e.Err
 }
 
+// Classify classifies a frame for a caller that waits and brings its own
+// flow control (MQTT: the broker's in-flight window and the subscriber's
+// worker count), so no admission limit applies; it waits for an
+// interpreter while ctx allows.
+func (p *Pipeline) Classify(ctx context.Context, f source.Frame) (edge.Result, error) {
+	return p.process(ctx, f)
+}
+
 // QueueDepth is the number of requests admitted and not yet answered.
 func (p *Pipeline) QueueDepth() int { return len(p.admit) }
 
@@ -238,7 +253,10 @@ func (p *Pipeline) classify(ctx context.Context, f source.Frame) Event {
 }
 
 func (p *Pipeline) publish(e Event) {
-	for _, s := range p.sinks {
+	p.mu.Lock()
+	sinks := p.sinks
+	p.mu.Unlock()
+	for _, s := range sinks {
 		s.Publish(e)
 	}
 }

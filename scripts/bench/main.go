@@ -13,14 +13,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
 	"image/jpeg"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -109,7 +113,123 @@ func run(modelDir, bin string, n int) error {
 	}
 	fmt.Printf("\nprocess start to first result (CLI):  %7.1f ms   (goal <= 300 ms)\n", ms(first))
 	fmt.Printf("peak RSS, CLI classify 640x480:       %7.1f MB   (goal <= 60 MB)\n", float64(rss)/1024)
+
+	fps, hwm, err := benchDaemonCamera(bin, modelDir, dir, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	rate := 1000 / ms(invoke[2])
+	fmt.Printf("\ndaemon, camera 640x480 MJPEG at unlimited fps (recorded stream):\n")
+	fmt.Printf("  frames classified per second         %7.1f /s\n", fps)
+	fmt.Printf("  raw Invoke rate, 2 threads           %7.1f /s\n", rate)
+	fmt.Printf("  pipeline / Invoke                    %7.1f %%   (goal >= 90 %%)\n", 100*fps/rate)
+	fmt.Printf("  daemon peak RSS (VmHWM)              %7.1f MB   (goal <= 80 MB)\n", float64(hwm)/1024)
 	return nil
+}
+
+// benchDaemonCamera runs `edgeinfer run` with a camera whose capture
+// command replays a recorded 640x480 MJPEG stream at 60 fps (ffmpeg -re,
+// stream copy: producing frames costs next to nothing), faster than the
+// model can take them, with no fps limit in the daemon; it measures the
+// classified frames per second over d, and the daemon's peak RSS. (A pipe
+// from `cat` would be a firehose of thousands of frames per second whose
+// parsing alone takes a core: not a camera.)
+func benchDaemonCamera(bin, modelDir, dir string, d time.Duration) (float64, int64, error) {
+	stream := filepath.Join(dir, "stream.mjpeg")
+	rec := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi",
+		"-i", "testsrc=size=640x480:rate=60", "-frames:v", "300", "-c:v", "mjpeg", "-q:v", "5", "-f", "mjpeg", "-y", stream)
+	if out, err := rec.CombinedOutput(); err != nil {
+		return 0, 0, fmt.Errorf("recording a stream with ffmpeg: %w: %s", err, out)
+	}
+	abs, err := filepath.Abs(modelDir)
+	if err != nil {
+		return 0, 0, err
+	}
+	cfg := fmt.Sprintf(`model: %s
+http:
+  listen: 127.0.0.1:0
+cameras:
+  - name: bench
+    preset: command
+    command: [ffmpeg, -hide_banner, -loglevel, error, -nostdin, -re, -stream_loop, "-1", -f, mjpeg, -framerate, "60", -i, %s, -c, copy, -f, mjpeg, "-"]
+`, abs, stream)
+	cfgPath := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return 0, 0, err
+	}
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	logs, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			if i := strings.Index(sc.Text(), " http="); i >= 0 && strings.Contains(sc.Text(), "edgeinfer ready") {
+				addr <- strings.Fields(sc.Text()[i+6:])[0]
+			}
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case <-time.After(30 * time.Second):
+		return 0, 0, errors.New("daemon not ready after 30 s")
+	}
+	const sample = `edgeinfer_frames_total{kind="camera",outcome="classified",source="bench"}`
+	time.Sleep(2 * time.Second) // warm up
+	n0, err := scrape(base, sample)
+	if err != nil {
+		return 0, 0, err
+	}
+	t0 := time.Now()
+	time.Sleep(d)
+	n1, err := scrape(base, sample)
+	if err != nil {
+		return 0, 0, err
+	}
+	fps := (n1 - n0) / time.Since(t0).Seconds()
+	hwm, err := vmHWM(cmd.Process.Pid)
+	return fps, hwm, err
+}
+
+func scrape(base, sample string) (float64, error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /metrics", sample)
+}
+
+// vmHWM is a process's peak resident set size in KB.
+func vmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
