@@ -16,32 +16,6 @@ import (
 	"github.com/edgeinfer/edgeinfer/tflite"
 )
 
-// tfliteEngine adapts a pool of TensorFlow Lite interpreters to
-// classify.Engine.
-type tfliteEngine struct {
-	pool *tflite.Pool
-	norm tflite.Normalization
-}
-
-func (e *tfliteEngine) Run(ctx context.Context, pixels []byte, scores []float32) (classify.EngineRun, error) {
-	var run classify.EngineRun
-	err := e.pool.Do(ctx, func(it *tflite.Interpreter) error {
-		t0 := time.Now()
-		if err := it.SetPixels(pixels, e.norm); err != nil {
-			return err
-		}
-		t1 := time.Now()
-		if err := it.Invoke(); err != nil {
-			return err
-		}
-		t2 := time.Now()
-		s, err := it.Scores(0, scores)
-		run = classify.EngineRun{Scores: s, Fill: t1.Sub(t0), Invoke: t2.Sub(t1), Read: time.Since(t2)}
-		return err
-	})
-	return run, err
-}
-
 // engineOptions say how to load a model for classification.
 type engineOptions struct {
 	Model        string // folder with model.yaml, a manifest, or a .tflite file
@@ -139,7 +113,7 @@ func (lm *loadedModel) init(opts engineOptions) error {
 			norm.Mean = *man.Input.Mean
 		}
 	}
-	lm.Classifier, err = classify.New(&tfliteEngine{pool: lm.Pool, norm: norm}, classify.Config{
+	lm.Classifier, err = classify.New(&tflite.Engine{Pool: lm.Pool, Norm: norm}, classify.Config{
 		Model:       edge.ModelRef{Name: man.Name, SHA256: m.SHA256()},
 		Layout:      layout,
 		Limits:      opts.Limits,

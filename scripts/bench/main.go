@@ -291,37 +291,13 @@ func makeJPEG(man *model.Manifest, w, h int) ([]byte, error) {
 
 type stages struct{ decode, pre, invoke, post, total time.Duration }
 
-type engine struct {
-	pool *tflite.Pool
-	norm tflite.Normalization
-}
-
-func (e *engine) Run(ctx context.Context, pixels []byte, scores []float32) (classify.EngineRun, error) {
-	var run classify.EngineRun
-	err := e.pool.Do(ctx, func(it *tflite.Interpreter) error {
-		t0 := time.Now()
-		if err := it.SetPixels(pixels, e.norm); err != nil {
-			return err
-		}
-		t1 := time.Now()
-		if err := it.Invoke(); err != nil {
-			return err
-		}
-		t2 := time.Now()
-		s, err := it.Scores(0, scores)
-		run = classify.EngineRun{Scores: s, Fill: t1.Sub(t0), Invoke: t2.Sub(t1), Read: time.Since(t2)}
-		return err
-	})
-	return run, err
-}
-
 func benchClassify(m *tflite.Model, man *model.Manifest, l imageio.Layout, jpg []byte, threads, n int) (stages, error) {
 	pool, err := tflite.NewPool(m, 1, tflite.Options{Threads: threads})
 	if err != nil {
 		return stages{}, err
 	}
 	defer pool.Close()
-	c, err := classify.New(&engine{pool: pool}, classify.Config{Layout: l, TopK: 5})
+	c, err := classify.New(&tflite.Engine{Pool: pool}, classify.Config{Layout: l, TopK: 5})
 	if err != nil {
 		return stages{}, err
 	}
