@@ -68,6 +68,7 @@ test-short: build models
 # Each fuzz target for FUZZTIME (default 30s).
 fuzz: build models
 	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./edge/imageio/
+	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzDecodeScaled$$' -fuzztime=$(FUZZTIME) ./edge/jpegturbo/
 	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./tflite/
 
 # Speed and memory figures, in one run.

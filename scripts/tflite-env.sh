@@ -7,6 +7,8 @@
 #     tensorflow/lite/c/c_api.h plus libtensorflowlite_c.so or Debian's
 #     libtensorflow-lite.so), as on a board with the package installed;
 #   - otherwise a private sysroot built from Debian sid by tflite-sysroot.sh.
+# Either way libjpeg-turbo's TurboJPEG (turbojpeg.h, -lturbojpeg) comes from
+# the same place: the system's libturbojpeg0-dev, or the sysroot.
 # Set EDGEINFER_TFLITE=sysroot or =system to force one.
 set -euo pipefail
 arch=${1:-amd64}
@@ -32,6 +34,11 @@ system_lib() {
 }
 
 if [[ $mode != sysroot ]] && sys=$(system_lib); then
+  # edge/jpegturbo links libjpeg-turbo's TurboJPEG from the same place.
+  if [[ ! -f /usr/include/turbojpeg.h ]]; then
+    echo "tflite-env: system TensorFlow Lite found, but not turbojpeg.h: install libturbojpeg0-dev (or set EDGEINFER_TFLITE=sysroot)" >&2
+    exit 1
+  fi
   if [[ $sys == link:* ]]; then
     # Debian's package names the library libtensorflow-lite.so; go-tflite
     # links -ltensorflowlite_c. A private link name bridges the two.

@@ -3,7 +3,8 @@
 #
 # Builds a private sysroot holding Debian sid's TensorFlow Lite C library
 # (libtensorflow-lite-dev) and the sid glibc it needs, for a Debian 12 host
-# whose own glibc is too old for that library. Only Debian's package archive
+# whose own glibc is too old for that library, plus libjpeg-turbo's TurboJPEG
+# (libturbojpeg0-dev, for edge/jpegturbo). Only Debian's package archive
 # is contacted. The result is cached: a second run with the same package set
 # does nothing. See DESIGN.md, "Verified facts about the platform".
 #
@@ -14,7 +15,7 @@ set -euo pipefail
 arch=${1:-amd64}
 root=${2:-.deps/sysroot-$arch}
 mirror=${EDGEINFER_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=(libtensorflow-lite-dev libc6-dev)
+packages=(libtensorflow-lite-dev libc6-dev libturbojpeg0-dev)
 
 case $arch in
   amd64) triplet=x86_64-linux-gnu; loader=ld-linux-x86-64.so.2 ;;
@@ -71,6 +72,7 @@ so=$(cd "$L" && ls libtensorflow-lite.so.* | sort -V | tail -n1)
 ln -sf "$so" "$L/libtensorflowlite_c.so"
 [[ -e $L/$loader ]] || { echo "tflite-sysroot: $loader missing in $L" >&2; exit 1; }
 [[ -f $root/usr/include/tensorflow/lite/c/c_api.h ]] || { echo "tflite-sysroot: c_api.h missing" >&2; exit 1; }
+[[ -f $root/usr/include/turbojpeg.h && -e $L/libturbojpeg.so ]] || { echo "tflite-sysroot: turbojpeg.h or libturbojpeg.so missing" >&2; exit 1; }
 
 echo "$want" >"$stamp"
 echo "tflite-sysroot: $root ready ($so)" >&2

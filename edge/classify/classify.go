@@ -93,7 +93,7 @@ func (c *Classifier) Config() Config { return c.cfg }
 func (c *Classifier) Classify(ctx context.Context, data []byte) (edge.Result, error) {
 	start := time.Now()
 	res := edge.Result{Model: c.cfg.Model, CapturedAt: start.UTC()}
-	img, _, err := imageio.Decode(data, c.cfg.Limits)
+	img, _, err := imageio.DecodeFor(data, c.cfg.Limits, c.cfg.Layout)
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrBadImage, err)
 	}

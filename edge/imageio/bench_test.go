@@ -52,3 +52,38 @@ func BenchmarkDecodeRotated640x480JPEG(b *testing.B) {
 		}
 	}
 }
+
+// benchmarkDecodeFor measures what a classification pays before the model:
+// decode for a 224x224x3 input, then Resizer.Resize into it. "go" is
+// image/jpeg at full size, "turbo" libjpeg-turbo scaled in the DCT domain
+// (skipped without cgo).
+func benchmarkDecodeFor(b *testing.B, w, h int) {
+	data := encodeJPEG(b, photo(w, h, 42), 90)
+	l := Layout{224, 224, 3}
+	for _, bc := range []struct {
+		name string
+		dec  jpegDecoder
+	}{{"go", decodeStdJPEG}, {"turbo", decodeJPEG}} {
+		b.Run(bc.name, func(b *testing.B) {
+			if bc.name == "turbo" && !jpegScales {
+				b.Skip("built without cgo: no libjpeg-turbo")
+			}
+			dst := make([]byte, l.Len())
+			var r Resizer
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				img, _, err := decode(data, Limits{}, l, bc.dec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Resize(dst, img, l); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkDecodeFor640x480To224(b *testing.B)   { benchmarkDecodeFor(b, 640, 480) }
+func BenchmarkDecodeFor1920x1080To224(b *testing.B) { benchmarkDecodeFor(b, 1920, 1080) }

@@ -93,7 +93,8 @@ func ReadAll(r io.Reader, limit int64) ([]byte, error) {
 
 // Decode decodes an image held in data: JPEG, PNG, GIF (first frame only),
 // BMP or WebP. It returns the image and the format name ("jpeg", "png",
-// "gif", "bmp" or "webp").
+// "gif", "bmp" or "webp"). It is DecodeFor with no size wish: the image
+// comes back at full size.
 //
 // The header is decoded first and images whose declared width or height is
 // not positive, or whose width*height exceeds lim.MaxPixels, are rejected
@@ -106,10 +107,46 @@ func ReadAll(r io.Reader, limit int64) ([]byte, error) {
 // ErrUnknownFormat or ErrCorrupt. Decoder failures, including truncated
 // input (io.ErrUnexpectedEOF) and panics inside a decoder, are reported as
 // ErrCorrupt; the underlying decoder error is wrapped as well. Decoders'
-// "unsupported feature" errors (for example arithmetic-coded JPEG) are
+// "unsupported feature" errors (for example 12-bit JPEG) are
 // reported as ErrUnknownFormat. On error the format is still returned if the
 // signature was recognised, which helps in logs; the image is always nil.
-func Decode(data []byte, lim Limits) (img image.Image, format string, err error) {
+//
+// Built with cgo, JPEG is decoded by libjpeg-turbo (edge/jpegturbo) into an
+// *image.RGBA, with image/jpeg as the fallback for whatever libjpeg-turbo
+// refuses - CMYK and YCCK images, damaged data. image/jpeg still reads the
+// header first and has the last word on failures, so the set of images
+// accepted and the errors returned are the same with and without cgo.
+func Decode(data []byte, lim Limits) (image.Image, string, error) {
+	return decode(data, lim, Layout{}, decodeJPEG)
+}
+
+// DecodeFor is Decode for an image headed for a model input of want's
+// size: a JPEG is decoded scaled down in the DCT domain, by the smallest
+// factor libjpeg-turbo offers (1/8 to 7/8) that leaves the upright image at
+// least want.Width x want.Height - or at full size when it is not larger
+// than that - so that resizing to want afterwards never samples more
+// finely than the source, and a 1080p frame costs little. EXIF orientations
+// that turn the picture by 90 degrees swap the wish accordingly. Other
+// formats, a want with a non-positive width or height, and builds without
+// cgo decode at full size. Limits apply to the size the header declares,
+// not the scaled one.
+func DecodeFor(data []byte, lim Limits, want Layout) (image.Image, string, error) {
+	return decode(data, lim, want, decodeJPEG)
+}
+
+// jpegDecoder decodes a JPEG whose header declared cfg, scaled to no less
+// than least where the source is larger; the returned image may be larger
+// than least.
+type jpegDecoder func(data []byte, cfg image.Config, least image.Point) (image.Image, error)
+
+// decodeStdJPEG is the pure-Go jpegDecoder: image/jpeg at full size.
+func decodeStdJPEG(data []byte, _ image.Config, _ image.Point) (image.Image, error) {
+	return jpeg.Decode(bytes.NewReader(data))
+}
+
+// decode is DecodeFor with the JPEG decoder as a parameter, so that tests
+// and benchmarks can compare the decoders in one build.
+func decode(data []byte, lim Limits, want Layout, decJPEG jpegDecoder) (img image.Image, format string, err error) {
 	if len(data) == 0 {
 		return nil, "", fmt.Errorf("imageio: %w", ErrEmpty)
 	}
@@ -142,7 +179,13 @@ func Decode(data []byte, lim Limits) (img image.Image, format string, err error)
 			format, cfg.Width, cfg.Height, px, limit, ErrTooManyPixels)
 	}
 
-	img, err = decodeImage(format, data)
+	orientation := 1
+	if format == "jpeg" {
+		orientation = jpegOrientation(data)
+		img, err = decJPEG(data, cfg, jpegWish(want, cfg, orientation))
+	} else {
+		img, err = decodeImage(format, data)
+	}
 	if err != nil {
 		return nil, format, decodeError(format, err)
 	}
@@ -152,8 +195,8 @@ func Decode(data []byte, lim Limits) (img image.Image, format string, err error)
 
 	switch format {
 	case "jpeg":
-		if o := jpegOrientation(data); o != 1 {
-			img = orient(img, o)
+		if orientation != 1 {
+			img = orient(img, orientation)
 		}
 	case "gif":
 		img = gifCanvas(img, cfg)
@@ -206,11 +249,24 @@ func decodeConfig(format string, data []byte) (image.Config, error) {
 	panic("imageio: unreachable format " + format)
 }
 
+// jpegWish is the least size a JPEG with header cfg and EXIF orientation o
+// should be decoded to for want: want in the stored picture's frame
+// (orientations 5 to 8 turn it by 90 degrees), or the full size when there
+// is no wish.
+func jpegWish(want Layout, cfg image.Config, o int) image.Point {
+	switch {
+	case want.Width <= 0 || want.Height <= 0:
+		return image.Pt(cfg.Width, cfg.Height)
+	case o >= 5:
+		return image.Pt(want.Height, want.Width)
+	}
+	return image.Pt(want.Width, want.Height)
+}
+
+// decodeImage decodes the formats other than JPEG.
 func decodeImage(format string, data []byte) (image.Image, error) {
 	r := bytes.NewReader(data)
 	switch format {
-	case "jpeg":
-		return jpeg.Decode(r)
 	case "png":
 		return png.Decode(r)
 	case "gif":

@@ -63,10 +63,12 @@ func (r *recordSink) snapshot() []Event {
 	return append([]Event(nil), r.events...)
 }
 
-// pushSource offers the frames sent on its channel.
+// pushSource offers the frames sent on its channel and, if offered is
+// not nil, reports each offer on it.
 type pushSource struct {
-	name   string
-	frames chan source.Frame
+	name    string
+	frames  chan source.Frame
+	offered chan uint64
 }
 
 func (s *pushSource) Name() string        { return s.name }
@@ -79,6 +81,9 @@ func (s *pushSource) Run(ctx context.Context, out source.Output) error {
 			return nil
 		case f := <-s.frames:
 			out.Offer(f)
+			if s.offered != nil {
+				s.offered <- f.ID
+			}
 		}
 	}
 }
@@ -98,24 +103,29 @@ func TestLatestFrameWins(t *testing.T) {
 	g := &gateClassifier{gate: make(chan struct{})}
 	sink := &recordSink{}
 	p := New(Config{DeviceID: "d"}, g, []Sink{sink}, nil, nil)
-	src := &pushSource{name: "cam", frames: make(chan source.Frame)}
+	src := &pushSource{name: "cam", frames: make(chan source.Frame), offered: make(chan uint64, 100)}
 	p.AddSource(src)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
+	defer func() {
+		close(g.gate) // release anything still waiting, then stop
+		cancel()
+		<-done
+	}()
 
 	// Frame 1 is taken and blocks in the classifier; 2..50 pile up in the
 	// one-frame mailbox, each replacing the last.
 	src.frames <- source.Frame{ID: 1, Data: []byte{1}}
+	<-src.offered
 	waitFor(t, "first classification", func() bool { return g.calls.Load() == 1 })
 	for id := uint64(2); id <= 50; id++ {
 		src.frames <- source.Frame{ID: id, Data: []byte{byte(id)}}
+		<-src.offered
 	}
 	g.gate <- struct{}{} // finish frame 1
 	g.gate <- struct{}{} // finish the one frame left: 50
 	waitFor(t, "two results", func() bool { return len(sink.snapshot()) == 2 })
-	cancel()
-	<-done
 	ev := sink.snapshot()
 	if ev[0].Result.FrameID != 1 || ev[1].Result.FrameID != 50 {
 		t.Errorf("published frames %d, %d; want 1, 50", ev[0].Result.FrameID, ev[1].Result.FrameID)

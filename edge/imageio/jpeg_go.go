@@ -1,0 +1,14 @@
+//go:build !cgo
+
+package imageio
+
+import "image"
+
+// jpegScales reports whether JPEGs are decoded scaled (by libjpeg-turbo).
+// Without cgo image/jpeg decodes them, at full size.
+const jpegScales = false
+
+// decodeJPEG is image/jpeg.
+func decodeJPEG(data []byte, cfg image.Config, least image.Point) (image.Image, error) {
+	return decodeStdJPEG(data, cfg, least)
+}
