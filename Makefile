@@ -36,10 +36,13 @@ models:
 	$(GO) run ./scripts/fetchmodels models
 
 # The main job: the daemon on a demo configuration (scripts/demo.yaml): a
-# replay source over the sample images, the status page on 127.0.0.1:8080.
+# replay source over the sample images, the status page on 127.0.0.1:8080,
+# the embedded MQTT broker on 127.0.0.1:1883.
 run: build models
 	@echo "edgeinfer: status page  http://127.0.0.1:8080/"
 	@echo "edgeinfer: classify     curl -F image=@models/mobilenet-v1-quant/samples/peacock.png http://127.0.0.1:8080/api/v1/classify"
+	@echo "edgeinfer: MQTT         mosquitto_sub -h 127.0.0.1 -t 'edgeinfer/#' -v"
+	@echo "edgeinfer:              mosquitto_pub -h 127.0.0.1 -t edgeinfer/demo/classify/req-1 -f models/mobilenet-v1-quant/samples/peacock.png"
 	$(BIN) run --config scripts/demo.yaml
 
 vet: $(TFLITE_MK)

@@ -81,6 +81,7 @@ func runDaemon(ctx context.Context, path string, cmd *cobra.Command, stderr io.W
 		ConfigPath: path,
 		Flags:      cmd.Flags(),
 		Loader:     loadTFLite,
+		Plugins:    []daemon.Plugin{mqttPlugin},
 		Notifier:   systemd.NewNotifier(log),
 		Version:    version,
 		Engine:     "tensorflow-lite " + tflite.Version(),

@@ -52,6 +52,8 @@ type Config struct {
 	HTTP     HTTP     `mapstructure:"http"`
 	Log      Log      `mapstructure:"log"`
 	Watchdog Watchdog `mapstructure:"watchdog"`
+	// MQTT connects to a broker (or runs the embedded one); see MQTT.
+	MQTT MQTT `mapstructure:"mqtt"`
 
 	Cameras   []camera.Config   `mapstructure:"cameras"`
 	Folders   []folder.Config   `mapstructure:"folders"`
@@ -391,6 +393,8 @@ func (c *Config) Validate() error {
 	if c.Watchdog.StallTimeout <= 0 {
 		add("watchdog.stall_timeout", errors.New("must be > 0"))
 	}
+	c.MQTT.SetDefaults()
+	nested("mqtt", c.MQTT.Validate())
 
 	names := map[string]string{}
 	name := func(key, n string) {
