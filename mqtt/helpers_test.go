@@ -150,6 +150,9 @@ func (m *mosquitto) addr() string {
 func (m *mosquitto) start() {
 	m.t.Helper()
 	m.cmd = exec.Command("mosquitto", "-c", m.conf)
+	// A test binary killed by -timeout runs no cleanups: the broker must
+	// not outlive it.
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := m.cmd.Start(); err != nil {
 		m.t.Fatal(err)
 	}

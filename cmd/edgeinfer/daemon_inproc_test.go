@@ -127,10 +127,10 @@ replays:
 	}
 	reload := make(chan struct{})
 	runDone := make(chan error, 1)
+	start := time.Now() // before Run: READY=1 may arrive at once
 	go func() { runDone <- d.Run(ctx, reload) }()
 	base := "http://" + d.Addr().String()
 
-	start := time.Now()
 	eventually(t, 10*time.Second, "READY=1", func() bool { return n.count("READY=1", start) >= 1 })
 	eventually(t, 10*time.Second, "WATCHDOG=1 while frames flow", func() bool { return n.count("WATCHDOG=1", start) >= 3 })
 
