@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/edgeinfer/edgeinfer/edge/classify"
+	"github.com/edgeinfer/edgeinfer/edge/config"
 	"github.com/edgeinfer/edgeinfer/edge/model"
+	"github.com/edgeinfer/edgeinfer/edge/source/replay"
 	"github.com/edgeinfer/edgeinfer/tflite"
 )
 
@@ -145,4 +147,26 @@ func make64(c byte) []byte {
 		b[i] = c
 	}
 	return b
+}
+
+func TestEngineShape(t *testing.T) {
+	live := config.Config{Replays: make([]replay.Config, 1)}
+	cases := []struct {
+		cfg                 config.Config
+		cores, interp, thrd int
+	}{
+		{config.Config{}, 2, 1, 2},
+		{config.Config{}, 8, 1, 4},
+		{live, 2, 2, 1},
+		{live, 1, 1, 1},
+		{config.Config{Engine: config.Engine{Interpreters: 2}}, 4, 2, 2},
+		{config.Config{Engine: config.Engine{Threads: 3}}, 4, 1, 3},
+		{config.Config{Engine: config.Engine{Interpreters: 3, Threads: 2}}, 2, 3, 2},
+	}
+	for _, c := range cases {
+		i, th := engineShape(&c.cfg, c.cores)
+		if i != c.interp || th != c.thrd {
+			t.Errorf("engineShape(%+v, %d cores) = %d x %d, want %d x %d", c.cfg.Engine, c.cores, i, th, c.interp, c.thrd)
+		}
+	}
 }

@@ -63,9 +63,9 @@ type Config struct {
 
 // Engine configures inference.
 type Engine struct {
-	// Threads per interpreter; 0 picks from the core count.
-	Threads int `mapstructure:"threads"`
-	// Interpreters run in parallel; 0 picks from the core count.
+	// Threads per interpreter and Interpreters in parallel; 0 lets the
+	// daemon pick from the core count and whether there are live sources.
+	Threads      int `mapstructure:"threads"`
 	Interpreters int `mapstructure:"interpreters"`
 }
 

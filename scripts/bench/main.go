@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -114,12 +115,12 @@ func run(modelDir, bin string, n int) error {
 	fmt.Printf("\nprocess start to first result (CLI):  %7.1f ms   (goal <= 300 ms)\n", ms(first))
 	fmt.Printf("peak RSS, CLI classify 640x480:       %7.1f MB   (goal <= 60 MB)\n", float64(rss)/1024)
 
-	fps, hwm, err := benchDaemonCamera(bin, modelDir, dir, 10*time.Second)
+	fps, hwm, shape, err := benchDaemonCamera(bin, modelDir, dir, 10*time.Second)
 	if err != nil {
 		return err
 	}
 	rate := 1000 / ms(invoke[2])
-	fmt.Printf("\ndaemon, camera 640x480 MJPEG at unlimited fps (recorded stream):\n")
+	fmt.Printf("\ndaemon, camera 640x480 MJPEG at unlimited fps (recorded stream), %s:\n", shape)
 	fmt.Printf("  frames classified per second         %7.1f /s\n", fps)
 	fmt.Printf("  raw Invoke rate, 2 threads           %7.1f /s\n", rate)
 	fmt.Printf("  pipeline / Invoke                    %7.1f %%   (goal >= 90 %%)\n", 100*fps/rate)
@@ -134,16 +135,16 @@ func run(modelDir, bin string, n int) error {
 // classified frames per second over d, and the daemon's peak RSS. (A pipe
 // from `cat` would be a firehose of thousands of frames per second whose
 // parsing alone takes a core: not a camera.)
-func benchDaemonCamera(bin, modelDir, dir string, d time.Duration) (float64, int64, error) {
+func benchDaemonCamera(bin, modelDir, dir string, d time.Duration) (fps float64, hwmKB int64, shape string, err error) {
 	stream := filepath.Join(dir, "stream.mjpeg")
 	rec := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi",
 		"-i", "testsrc=size=640x480:rate=60", "-frames:v", "300", "-c:v", "mjpeg", "-q:v", "5", "-f", "mjpeg", "-y", stream)
 	if out, err := rec.CombinedOutput(); err != nil {
-		return 0, 0, fmt.Errorf("recording a stream with ffmpeg: %w: %s", err, out)
+		return 0, 0, "", fmt.Errorf("recording a stream with ffmpeg: %w: %s", err, out)
 	}
 	abs, err := filepath.Abs(modelDir)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	cfg := fmt.Sprintf(`model: %s
 http:
@@ -155,15 +156,15 @@ cameras:
 `, abs, stream)
 	cfgPath := filepath.Join(dir, "bench.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
 	logs, err := cmd.StderrPipe()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -183,23 +184,43 @@ cameras:
 	case a := <-addr:
 		base = "http://" + a
 	case <-time.After(30 * time.Second):
-		return 0, 0, errors.New("daemon not ready after 30 s")
+		return 0, 0, "", errors.New("daemon not ready after 30 s")
 	}
 	const sample = `edgeinfer_frames_total{kind="camera",outcome="classified",source="bench"}`
 	time.Sleep(2 * time.Second) // warm up
 	n0, err := scrape(base, sample)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	t0 := time.Now()
 	time.Sleep(d)
 	n1, err := scrape(base, sample)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
-	fps := (n1 - n0) / time.Since(t0).Seconds()
-	hwm, err := vmHWM(cmd.Process.Pid)
-	return fps, hwm, err
+	fps = (n1 - n0) / time.Since(t0).Seconds()
+	shape, err = engineShapeOf(base)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	hwmKB, err = vmHWM(cmd.Process.Pid)
+	return fps, hwmKB, shape, err
+}
+
+// engineShapeOf reads "N interpreter(s) x M thread(s)" from the status.
+func engineShapeOf(base string) (string, error) {
+	resp, err := http.Get(base + "/api/v1/status")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Model struct{ Threads, Interpreters int }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d interpreter(s) x %d thread(s)", st.Model.Interpreters, st.Model.Threads), nil
 }
 
 func scrape(base, sample string) (float64, error) {
