@@ -13,33 +13,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgeinfer/edgeinfer/edge/source"
+	"github.com/edgeinfer/edgeinfer/edge/source/sourcetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// recorder is a source.Output that records offered frames.
-type recorder struct {
-	t      *testing.T
-	mu     sync.Mutex
-	frames []source.Frame
-}
-
-func (r *recorder) Offer(f source.Frame) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.frames = append(r.frames, f)
-}
-
-func (r *recorder) Submit(context.Context, source.Frame) error {
-	r.t.Error("replay source called Submit")
-	return nil
-}
-
-func (r *recorder) snapshot() []source.Frame {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]source.Frame(nil), r.frames...)
-}
 
 // imageDir returns a directory holding files, mapping names to contents.
 func imageDir(t *testing.T, files map[string]string) string {
@@ -66,7 +43,7 @@ func abc() map[string]string {
 
 // run runs s until stop is called (or the test ends) and checks that Run
 // returns nil.
-func run(t *testing.T, s *Source, rec *recorder) (stop func()) {
+func run(t *testing.T, s *Source, rec *sourcetest.LiveRecorder) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, rec) }()
@@ -101,14 +78,14 @@ func newSource(t *testing.T, cfg Config) *Source {
 func TestCyclesInNameOrder(t *testing.T) {
 	files := abc()
 	s := newSource(t, Config{Path: imageDir(t, files), FPS: 1000})
-	rec := &recorder{t: t}
+	rec := sourcetest.NewLiveRecorder(t)
 	stop := run(t, s, rec)
 	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.snapshot()) < 7 && time.Now().Before(deadline) {
+	for len(rec.Frames()) < 7 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	stop()
-	frames := rec.snapshot()
+	frames := rec.Frames()
 	if len(frames) < 7 {
 		t.Fatalf("%d frames in 10s at 1000 fps", len(frames))
 	}
@@ -128,12 +105,12 @@ func TestRate(t *testing.T) {
 	dir := imageDir(t, abc())
 	synctest.Test(t, func(t *testing.T) {
 		s := newSource(t, Config{Path: dir, FPS: 5})
-		rec := &recorder{t: t}
+		rec := sourcetest.NewLiveRecorder(t)
 		stop := run(t, s, rec)
 		time.Sleep(9900 * time.Millisecond)
 		synctest.Wait()
 		// One at once, then one every 200ms: 0, 0.2, ... 9.8s.
-		if n := len(rec.snapshot()); n != 50 {
+		if n := len(rec.Frames()); n != 50 {
 			t.Errorf("%d frames in 9.9s at 5 fps, want 50", n)
 		}
 		if st := s.State(); st.Condition != source.Running || st.Frames != 50 {
@@ -145,12 +122,12 @@ func TestRate(t *testing.T) {
 
 func TestRateWallClock(t *testing.T) {
 	s := newSource(t, Config{Path: imageDir(t, abc()), FPS: 100})
-	rec := &recorder{t: t}
+	rec := sourcetest.NewLiveRecorder(t)
 	stop := run(t, s, rec)
 	time.Sleep(300 * time.Millisecond)
 	stop()
 	// About 31; the bounds only catch a rate that is off by far.
-	if n := len(rec.snapshot()); n < 3 || n > 60 {
+	if n := len(rec.Frames()); n < 3 || n > 60 {
 		t.Errorf("%d frames in 300ms at 100 fps", n)
 	}
 }
@@ -159,11 +136,11 @@ func TestPlayOnce(t *testing.T) {
 	dir := imageDir(t, abc())
 	synctest.Test(t, func(t *testing.T) {
 		s := newSource(t, Config{Path: dir, FPS: 10, Loop: new(false)})
-		rec := &recorder{t: t}
+		rec := sourcetest.NewLiveRecorder(t)
 		stop := run(t, s, rec)
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if n := len(rec.snapshot()); n != 3 {
+		if n := len(rec.Frames()); n != 3 {
 			t.Errorf("%d frames, want each of the 3 images once", n)
 		}
 		if c := s.State().Condition; c != source.Idle {
@@ -176,14 +153,14 @@ func TestPlayOnce(t *testing.T) {
 func TestSingleFile(t *testing.T) {
 	dir := imageDir(t, map[string]string{"frame.raw": "bytes"})
 	s := newSource(t, Config{Path: filepath.Join(dir, "frame.raw"), FPS: 1000})
-	rec := &recorder{t: t}
+	rec := sourcetest.NewLiveRecorder(t)
 	stop := run(t, s, rec)
 	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.snapshot()) < 2 && time.Now().Before(deadline) {
+	for len(rec.Frames()) < 2 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	stop()
-	for _, f := range rec.snapshot() {
+	for _, f := range rec.Frames() {
 		if f.RequestID != "frame.raw" || string(f.Data) != "bytes" {
 			t.Errorf("frame = %q %q", f.RequestID, f.Data)
 		}

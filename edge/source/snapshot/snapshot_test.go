@@ -15,33 +15,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgeinfer/edgeinfer/edge/source"
+	"github.com/edgeinfer/edgeinfer/edge/source/sourcetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// recorder is a source.Output that records offered frames.
-type recorder struct {
-	t      *testing.T
-	mu     sync.Mutex
-	frames []source.Frame
-}
-
-func (r *recorder) Offer(f source.Frame) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.frames = append(r.frames, f)
-}
-
-func (r *recorder) Submit(context.Context, source.Frame) error {
-	r.t.Error("snapshot source called Submit")
-	return nil
-}
-
-func (r *recorder) snapshot() []source.Frame {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]source.Frame(nil), r.frames...)
-}
 
 // jpegServer serves a numbered fake JPEG per request.
 func jpegServer(t *testing.T) *httptest.Server {
@@ -58,7 +35,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // start runs a new source over cfg until the test ends or stop is called.
-func start(t *testing.T, cfg Config) (s *Source, rec *recorder, stop func()) {
+func start(t *testing.T, cfg Config) (s *Source, rec *sourcetest.LiveRecorder, stop func()) {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "cam"
@@ -67,7 +44,7 @@ func start(t *testing.T, cfg Config) (s *Source, rec *recorder, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec = &recorder{t: t}
+	rec = sourcetest.NewLiveRecorder(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, rec) }()
@@ -89,21 +66,10 @@ func start(t *testing.T, cfg Config) (s *Source, rec *recorder, stop func()) {
 	return s, rec, stop
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func waitError(t *testing.T, s *Source, want string) source.State {
 	t.Helper()
 	var st source.State
-	waitFor(t, "an error containing "+want, func() bool {
+	sourcetest.WaitFor(t, "an error containing "+want, func() bool {
 		st = s.State()
 		return st.Condition == source.Backoff && strings.Contains(st.LastError, want)
 	})
@@ -116,7 +82,7 @@ func TestFramesAtInterval(t *testing.T) {
 	const interval = 50 * time.Millisecond
 	s, rec, stop := start(t, Config{URL: srv.URL + "/snap.jpg", Interval: interval})
 	begin := time.Now()
-	waitFor(t, "5 frames", func() bool { return len(rec.snapshot()) >= 5 })
+	sourcetest.WaitFor(t, "5 frames", func() bool { return len(rec.Frames()) >= 5 })
 	elapsed := time.Since(begin)
 	stop()
 
@@ -125,7 +91,7 @@ func TestFramesAtInterval(t *testing.T) {
 	if elapsed < 2*interval {
 		t.Errorf("5 frames in %v, want about %v", elapsed, 4*interval)
 	}
-	for i, f := range rec.snapshot() {
+	for i, f := range rec.Frames() {
 		if f.ID != uint64(i+1) || f.Source != "cam" || f.Kind != source.KindSnapshot || f.RequestID != "" || f.CapturedAt.IsZero() {
 			t.Errorf("frame %d = %+v", i, f)
 		}
@@ -162,7 +128,7 @@ func TestBasicAuth(t *testing.T) {
 				waitError(t, s, "401")
 				return
 			}
-			waitFor(t, "a frame", func() bool { return len(rec.snapshot()) > 0 })
+			sourcetest.WaitFor(t, "a frame", func() bool { return len(rec.Frames()) > 0 })
 		})
 	}
 }
@@ -189,13 +155,13 @@ func TestErrorStatusBacksOffThenRecovers(t *testing.T) {
 	if n := requests.Load(); n > 10 {
 		t.Errorf("%d requests in %v of failures: no backoff", n, 20*interval)
 	}
-	if len(rec.snapshot()) != 0 {
+	if len(rec.Frames()) != 0 {
 		t.Error("frames offered from failed requests")
 	}
 
 	healthy.Store(true)
-	waitFor(t, "recovery", func() bool { return s.State().Condition == source.Running })
-	if len(rec.snapshot()) == 0 {
+	sourcetest.WaitFor(t, "recovery", func() bool { return s.State().Condition == source.Running })
+	if len(rec.Frames()) == 0 {
 		t.Error("running but no frame")
 	}
 }
@@ -233,7 +199,7 @@ func TestBadBodies(t *testing.T) {
 			s, rec, stop := start(t, Config{URL: srv.URL, Interval: 10 * time.Millisecond, MaxBytes: 100})
 			waitError(t, s, tc.want)
 			stop()
-			if len(rec.snapshot()) != 0 {
+			if len(rec.Frames()) != 0 {
 				t.Error("frame offered from a bad body")
 			}
 		})
@@ -244,7 +210,7 @@ func TestBadBodies(t *testing.T) {
 		}))
 		defer srv.Close()
 		_, rec, _ := start(t, Config{URL: srv.URL, Interval: 10 * time.Millisecond, MaxBytes: 100})
-		waitFor(t, "a frame", func() bool { return len(rec.snapshot()) > 0 })
+		sourcetest.WaitFor(t, "a frame", func() bool { return len(rec.Frames()) > 0 })
 	})
 }
 
@@ -321,12 +287,12 @@ func TestTLSVerification(t *testing.T) {
 	s, rec, stop := start(t, Config{URL: srv.URL, Interval: 10 * time.Millisecond})
 	waitError(t, s, "certificate")
 	stop()
-	if len(rec.snapshot()) != 0 {
+	if len(rec.Frames()) != 0 {
 		t.Error("frame from an unverified server")
 	}
 
 	_, rec, _ = start(t, Config{URL: srv.URL, Interval: 10 * time.Millisecond, InsecureSkipVerify: true})
-	waitFor(t, "a frame", func() bool { return len(rec.snapshot()) > 0 })
+	sourcetest.WaitFor(t, "a frame", func() bool { return len(rec.Frames()) > 0 })
 }
 
 func TestNewErrors(t *testing.T) {
