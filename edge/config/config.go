@@ -407,31 +407,26 @@ func (c *Config) Validate() error {
 		}
 		names[n] = key
 	}
-	for i := range c.Cameras {
-		key := fmt.Sprintf("cameras[%d]", i)
-		name(key, c.Cameras[i].Name)
-		c.Cameras[i].SetDefaults()
-		nested(key, c.Cameras[i].Validate())
+	sources := func(kind string, n int, at func(i int) (string, sourceConfig)) {
+		for i := range n {
+			key := fmt.Sprintf("%s[%d]", kind, i)
+			srcName, sc := at(i)
+			name(key, srcName)
+			sc.SetDefaults()
+			nested(key, sc.Validate())
+		}
 	}
-	for i := range c.Folders {
-		key := fmt.Sprintf("folders[%d]", i)
-		name(key, c.Folders[i].Name)
-		c.Folders[i].SetDefaults()
-		nested(key, c.Folders[i].Validate())
-	}
-	for i := range c.Snapshots {
-		key := fmt.Sprintf("snapshots[%d]", i)
-		name(key, c.Snapshots[i].Name)
-		c.Snapshots[i].SetDefaults()
-		nested(key, c.Snapshots[i].Validate())
-	}
-	for i := range c.Replays {
-		key := fmt.Sprintf("replays[%d]", i)
-		name(key, c.Replays[i].Name)
-		c.Replays[i].SetDefaults()
-		nested(key, c.Replays[i].Validate())
-	}
+	sources("cameras", len(c.Cameras), func(i int) (string, sourceConfig) { return c.Cameras[i].Name, &c.Cameras[i] })
+	sources("folders", len(c.Folders), func(i int) (string, sourceConfig) { return c.Folders[i].Name, &c.Folders[i] })
+	sources("snapshots", len(c.Snapshots), func(i int) (string, sourceConfig) { return c.Snapshots[i].Name, &c.Snapshots[i] })
+	sources("replays", len(c.Replays), func(i int) (string, sourceConfig) { return c.Replays[i].Name, &c.Replays[i] })
 	return errors.Join(errs...)
+}
+
+// sourceConfig is what each source's configuration offers.
+type sourceConfig interface {
+	SetDefaults()
+	Validate() error
 }
 
 // HTTPToken returns the bearer token, read from TokenFile if set.
