@@ -52,6 +52,14 @@ func (m *Model) Inspect() (Info, error) {
 	if !m.edge && it.it.AllocateTensors() != gotflite.OK {
 		return Info{}, fmt.Errorf("tflite: allocate tensors: %w: %s", ErrInvalidModel, it.log.take())
 	}
+	return m.info(it), nil
+}
+
+// Info describes the model from one of the pool's interpreters, whose
+// tensors are allocated already: no extra interpreter is built.
+func (p *Pool) Info() Info { return p.model.info(p.all[0]) }
+
+func (m *Model) info(it *Interpreter) Info {
 	info := Info{SHA256: m.sha256, SizeBytes: m.size, NeedsEdgeTPU: m.edge}
 	for k := 0; k < it.it.GetInputTensorCount(); k++ {
 		if t := it.it.GetInputTensor(k); t != nil {
@@ -64,7 +72,7 @@ func (m *Model) Inspect() (Info, error) {
 		}
 	}
 	info.Task = guessTask(info.Outputs)
-	return info, nil
+	return info
 }
 
 func tensorInfo(t *gotflite.Tensor) TensorInfo {

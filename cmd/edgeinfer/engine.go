@@ -66,30 +66,32 @@ func openModel(opts engineOptions) (*loadedModel, error) {
 
 func (lm *loadedModel) init(opts engineOptions) error {
 	man, m := lm.Manifest, lm.Model
-	if man.SHA256 != "" && man.SHA256 != m.SHA256() {
-		return fmt.Errorf("model %s: %w: %s has sha256 %s, manifest says %s", man.Name, model.ErrChecksum, man.ModelPath(), m.SHA256(), man.SHA256)
+	if err := man.CheckModelSHA256(m.SHA256()); err != nil {
+		return err
 	}
-	var err error
-	if lm.Info, err = m.Inspect(); err != nil {
+	if err := man.VerifyLabels(); err != nil {
 		return err
 	}
 	if m.NeedsEdgeTPU() {
 		return fmt.Errorf("model %s: %w", man.Name, tflite.ErrEdgeTPU)
 	}
+	lm.Threads = opts.Threads
+	if lm.Threads <= 0 {
+		lm.Threads = min(runtime.NumCPU(), 4)
+	}
+	lm.LoadedAt = time.Now()
+	var err error
+	if lm.Pool, err = tflite.NewPool(m, opts.Interpreters, tflite.Options{Threads: lm.Threads}); err != nil {
+		return err
+	}
+	// The pool's interpreters have their tensors allocated: describe the
+	// model from one of them instead of building another to inspect.
+	lm.Info = lm.Pool.Info()
 	if lm.Info.Task != tflite.TaskClassification {
 		return fmt.Errorf("model %s: outputs %s do not look like a classifier", man.Name, shapes(lm.Info.Outputs))
 	}
 	var labels []string
 	if p := man.LabelsPath(); p != "" {
-		if man.LabelsSHA != "" {
-			sum, err := model.FileSHA256(p)
-			if err != nil {
-				return err
-			}
-			if sum != man.LabelsSHA {
-				return fmt.Errorf("model %s: labels %s: %w", man.Name, p, model.ErrChecksum)
-			}
-		}
 		if labels, err = model.ReadLabels(p); err != nil {
 			return err
 		}
@@ -97,14 +99,6 @@ func (lm *loadedModel) init(opts engineOptions) error {
 	layout, err := classify.LayoutFor(lm.Info.Inputs[0].Shape, man.Input.Color)
 	if err != nil {
 		return fmt.Errorf("model %s: %w", man.Name, err)
-	}
-	lm.Threads = opts.Threads
-	if lm.Threads <= 0 {
-		lm.Threads = min(runtime.NumCPU(), 4)
-	}
-	lm.LoadedAt = time.Now()
-	if lm.Pool, err = tflite.NewPool(m, opts.Interpreters, tflite.Options{Threads: lm.Threads}); err != nil {
-		return err
 	}
 	var norm tflite.Normalization
 	if man.Input.Std != nil {

@@ -232,17 +232,42 @@ func (m *Manifest) LabelsPath() string {
 // Verify checks the model and labels files against the manifest's sha256
 // values, where the manifest has them.
 func (m *Manifest) Verify() error {
-	for _, f := range []struct{ path, want string }{{m.ModelPath(), m.SHA256}, {m.LabelsPath(), m.LabelsSHA}} {
-		if f.want == "" || f.path == "" {
-			continue
-		}
-		got, err := FileSHA256(f.path)
+	if m.SHA256 != "" {
+		sum, err := FileSHA256(m.ModelPath())
 		if err != nil {
 			return fmt.Errorf("model: %w", err)
 		}
-		if !strings.EqualFold(got, f.want) {
-			return fmt.Errorf("model: %s: %w: sha256 %s, manifest says %s", f.path, ErrChecksum, got, f.want)
+		if err := m.CheckModelSHA256(sum); err != nil {
+			return err
 		}
+	}
+	return m.VerifyLabels()
+}
+
+// CheckModelSHA256 compares the sha256 of the model's bytes, computed by
+// whoever read them, with the manifest's, so that the file is not read
+// twice.
+func (m *Manifest) CheckModelSHA256(sum string) error {
+	return checkSum(m.ModelPath(), sum, m.SHA256)
+}
+
+// VerifyLabels checks the labels file against labels_sha256, if both are
+// set.
+func (m *Manifest) VerifyLabels() error {
+	p := m.LabelsPath()
+	if p == "" || m.LabelsSHA == "" {
+		return nil
+	}
+	sum, err := FileSHA256(p)
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	return checkSum(p, sum, m.LabelsSHA)
+}
+
+func checkSum(path, got, want string) error {
+	if want != "" && !strings.EqualFold(got, want) {
+		return fmt.Errorf("model: %s: %w: sha256 %s, manifest says %s", path, ErrChecksum, got, want)
 	}
 	return nil
 }
