@@ -71,8 +71,10 @@ type Server struct {
 	log      *slog.Logger
 	page     *template.Template
 	mux      *http.ServeMux
-	requests *prometheus.CounterVec
-	nextID   atomic.Uint64
+	counts   *prometheus.CounterVec
+	// requests numbers classify requests: the frame id of each, and the
+	// request id of those without X-Request-ID.
+	requests atomic.Uint64
 }
 
 // New returns the server's handler. reg receives the HTTP metrics and
@@ -96,12 +98,12 @@ func New(cfg Config, req Requester, d Daemon, rec *status.Recorder, reg promethe
 	}
 	s := &Server{
 		cfg: cfg, req: req, daemon: d, recorder: rec, gatherer: gatherer, log: log, page: page, mux: http.NewServeMux(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		counts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edgeinfer_http_requests_total",
 			Help: "HTTP requests by handler and status code.",
 		}, []string{"handler", "code"}),
 	}
-	reg.MustRegister(s.requests)
+	reg.MustRegister(s.counts)
 	s.handle("GET /{$}", "page", s.servePage)
 	s.handle("GET /static/", "static", http.FileServerFS(mustSub(webFS, "web")).ServeHTTP)
 	s.handle("GET /api/v1/status", "status", s.serveStatus)
@@ -147,7 +149,7 @@ func (s *Server) handle(pattern, name string, h http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		cr := &codeRecorder{ResponseWriter: w, code: http.StatusOK}
 		h(cr, r)
-		s.requests.WithLabelValues(name, strconv.Itoa(cr.code)).Inc()
+		s.counts.WithLabelValues(name, strconv.Itoa(cr.code)).Inc()
 	})
 }
 
@@ -186,9 +188,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (s *Server) serveClassify(w http.ResponseWriter, r *http.Request) {
+	frameID := s.requests.Add(1)
 	reqID := r.Header.Get("X-Request-ID")
 	if reqID == "" || len(reqID) > 128 {
-		reqID = "http-" + strconv.FormatUint(s.nextID.Add(1), 10)
+		reqID = "http-" + strconv.FormatUint(frameID, 10)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	data, err := readImage(r)
@@ -209,7 +212,7 @@ func (s *Server) serveClassify(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	res, err := s.req.Request(ctx, source.Frame{
-		Kind: source.KindHTTP, Source: source.KindHTTP, ID: s.nextID.Load(), RequestID: reqID, CapturedAt: time.Now(), Data: data,
+		Kind: source.KindHTTP, Source: source.KindHTTP, ID: frameID, RequestID: reqID, CapturedAt: time.Now(), Data: data,
 	})
 	switch {
 	case err == nil:
