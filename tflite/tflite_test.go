@@ -3,6 +3,7 @@ package tflite
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -64,6 +65,12 @@ func TestLoadRejectsBadModels(t *testing.T) {
 		{"truncated to half", mobilenet[:len(mobilenet)/2], ErrInvalidModel},
 		{"truncated to 100 bytes", mobilenet[:100], ErrInvalidModel},
 		{"four bytes", []byte("TFL3"), ErrInvalidModel},
+		// A valid flatbuffer holding only a version: TensorFlow Lite's
+		// verifier accepts it and TfLiteInterpreterCreate then segfaults.
+		{"no subgraphs", versionOnlyModel, ErrInvalidModel},
+		// Mobilenet with its operator's opcode index pointed past the
+		// operator codes (see corruptOpcode).
+		{"opcode index out of range", corruptOpcode(t, mobilenet), ErrInvalidModel},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -462,4 +469,36 @@ func equalFloats(a, b []float32) bool {
 
 func quantParams(scale float64, zero int) gotflite.QuantizationParams {
 	return gotflite.QuantizationParams{Scale: scale, ZeroPoint: zero}
+}
+
+// versionOnlyModel is the FuzzLoad crasher: a root table with a version
+// and nothing else.
+var versionOnlyModel = []byte("\x18\x00\x00\x00TFL3\x04\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\b\x00\x00\x00\x04\x00\x00\x00\x03\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x04\x00\x04\x00\x04\x00\x00\x00\x03\x00\x00\x00\x14\x00\x00\x00\b\x00\x00\x00\x18\x00\x00\x00\xe6\xff\xff\xff\x00\x00\x00\x0e\xfa\xff\xff\xff\x00\t\x06\x00\x06\x00\x05\x00\x06\x00\x00\x00\x00\x1c\x06\x00\b\x00\a\x00")
+
+// corruptOpcode returns a copy of model whose first operator names an
+// opcode index beyond the model's operator codes.
+func corruptOpcode(t *testing.T, model []byte) []byte {
+	t.Helper()
+	fb := flatbuf(append([]byte(nil), model...))
+	root, err := fb.root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subgraphs, err := fb.tables(root, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := fb.tables(subgraphs[0], 3)
+	if err != nil || len(ops) == 0 {
+		t.Fatalf("operators: %v", err)
+	}
+	at, err := fb.field(ops[0], 0)
+	if err != nil || at == 0 {
+		t.Fatalf("opcode_index field: %v", err)
+	}
+	binary.LittleEndian.PutUint32(fb[at:], 1000)
+	if err := validateStructure(model); err != nil {
+		t.Fatalf("the original model fails validation: %v", err)
+	}
+	return fb
 }

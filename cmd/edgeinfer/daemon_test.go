@@ -214,6 +214,19 @@ func TestDaemonHTTPClassify(t *testing.T) {
 	if r.Source != "http" || r.DeviceID != "test-dev" || !strings.HasPrefix(r.RequestID, "http-") {
 		t.Errorf("result fields: %+v", r)
 	}
+	// A caller's X-Request-ID comes back; frame ids still differ.
+	req, _ := http.NewRequest("POST", d.base+"/api/v1/classify", bytes.NewReader(peacock))
+	req.Header.Set("X-Request-ID", "caller-42")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r2 edge.Result
+	json.NewDecoder(resp.Body).Decode(&r2)
+	resp.Body.Close()
+	if r2.RequestID != "caller-42" || r2.FrameID == r.FrameID || r2.FrameID == 0 {
+		t.Errorf("X-Request-ID: request %q frame %d (previous frame %d)", r2.RequestID, r2.FrameID, r.FrameID)
+	}
 
 	// Bad inputs: the right code each, and the daemon keeps serving.
 	bad := []struct {

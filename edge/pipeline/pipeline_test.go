@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/edgeinfer/edgeinfer/edge"
@@ -231,5 +232,47 @@ func TestHealthy(t *testing.T) {
 	<-done
 	if err := p.Healthy(); err != nil {
 		t.Fatalf("after the stuck classification finished: %v", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p := New(Config{}, &gateClassifier{}, nil, NewMetrics(reg), nil)
+	for range 3 {
+		if _, err := p.Request(context.Background(), source.Frame{Source: "http", Kind: "http", Data: []byte{1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Request(context.Background(), source.Frame{Source: "http", Kind: "http"}) // rejected: empty
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages := map[string]uint64{}
+	rejected, classified := 0.0, 0.0
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			switch f.GetName() {
+			case "edgeinfer_stage_duration_seconds":
+				stages[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+			case "edgeinfer_frames_total":
+				for _, l := range m.GetLabel() {
+					switch {
+					case l.GetName() == "outcome" && l.GetValue() == "rejected":
+						rejected = m.GetCounter().GetValue()
+					case l.GetName() == "outcome" && l.GetValue() == "classified":
+						classified = m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	for _, st := range []string{"decode", "preprocess", "inference", "postprocess", "total"} {
+		if stages[st] != 3 {
+			t.Errorf("stage %s observed %d times, want 3", st, stages[st])
+		}
+	}
+	if rejected != 1 || classified != 3 {
+		t.Errorf("rejected %v, classified %v; want 1 and 3", rejected, classified)
 	}
 }
