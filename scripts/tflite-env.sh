@@ -6,10 +6,16 @@
 #   - the system's library when one is installed (header
 #     tensorflow/lite/c/c_api.h plus libtensorflowlite_c.so or Debian's
 #     libtensorflow-lite.so), as on a board with the package installed;
-#   - otherwise a private sysroot built from Debian sid by tflite-sysroot.sh.
+#   - otherwise the fast engine: TensorFlow Lite with XNNPACK, built from
+#     Debian's sources by tflite-xnnpack.sh in a sid chroot that serves as
+#     the sysroot (cached under ~/.cache/edgeinfer; built when missing if
+#     this runs as root with debootstrap installed);
+#   - otherwise a private sysroot holding sid's prebuilt library (without
+#     XNNPACK), made by tflite-sysroot.sh.
 # Either way libjpeg-turbo's TurboJPEG (turbojpeg.h, -lturbojpeg) comes from
 # the same place: the system's libturbojpeg0-dev, or the sysroot.
-# Set EDGEINFER_TFLITE=sysroot or =system to force one.
+# EDGEINFER_TFLITE=system, =xnnpack or =prebuilt forces one (sysroot is an
+# old name for prebuilt).
 set -euo pipefail
 arch=${1:-amd64}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +39,12 @@ system_lib() {
   return 1
 }
 
-if [[ $mode != sysroot ]] && sys=$(system_lib); then
+[[ $mode == sysroot ]] && mode=prebuilt
+case $mode in auto|system|xnnpack|prebuilt) ;; *)
+  echo "tflite-env: EDGEINFER_TFLITE=$mode: want auto, system, xnnpack or prebuilt" >&2; exit 2 ;;
+esac
+
+if [[ $mode == auto || $mode == system ]] && sys=$(system_lib); then
   # edge/jpegturbo links libjpeg-turbo's TurboJPEG from the same place.
   if [[ ! -f /usr/include/turbojpeg.h ]]; then
     echo "tflite-env: system TensorFlow Lite found, but not turbojpeg.h: install libturbojpeg0-dev (or set EDGEINFER_TFLITE=sysroot)" >&2
@@ -58,10 +69,25 @@ if [[ $mode == system ]]; then
   exit 1
 fi
 
-R=$here/.deps/sysroot-$arch
-"$here/scripts/tflite-sysroot.sh" "$arch" "$R"
+kind=prebuilt
+if [[ $mode == auto || $mode == xnnpack ]]; then
+  rc=0
+  R=$("$here/scripts/tflite-xnnpack.sh" "$arch") || rc=$?
+  if [[ $rc == 0 ]]; then
+    kind=xnnpack
+  elif [[ $mode == xnnpack ]]; then
+    echo "tflite-env: EDGEINFER_TFLITE=xnnpack but the XNNPACK engine cannot be built here (see above)" >&2
+    exit 1
+  else
+    echo "tflite-env: the fast engine (XNNPACK) is not available; using Debian's prebuilt TensorFlow Lite, 4-5x slower. Run 'make engine' as root with debootstrap installed to build it." >&2
+  fi
+fi
+if [[ $kind == prebuilt ]]; then
+  R=$here/.deps/sysroot-$arch
+  "$here/scripts/tflite-sysroot.sh" "$arch" "$R"
+fi
 L=$R/usr/lib/$triplet
-echo "TFLITE_KIND := sysroot $R"
+echo "TFLITE_KIND := $kind $R"
 # External linking for every binary, tests of pure-Go packages included:
 # Go's internal linker would pair the sysroot-compiled runtime/cgo (sid's
 # glibc) with the host's dynamic linker and glibc, which aborts with

@@ -44,7 +44,7 @@ type Info struct {
 // only known then; Edge TPU models cannot allocate without the
 // accelerator, so they report the shapes stored in the model.
 func (m *Model) Inspect() (Info, error) {
-	it, err := m.newInterpreter(Options{Threads: 1})
+	it, err := m.newInterpreter(Options{Threads: 1, NoXNNPACK: true})
 	if err != nil {
 		return Info{}, err
 	}

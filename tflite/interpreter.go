@@ -16,6 +16,9 @@ type Options struct {
 	// Threads is the number of CPU threads one interpreter may use; 0 or
 	// less leaves the choice to TensorFlow Lite.
 	Threads int
+	// NoXNNPACK keeps the XNNPACK delegate out even when the library has
+	// it, so TensorFlow Lite's own kernels run every node.
+	NoXNNPACK bool
 }
 
 // Interpreter runs one model. It is not safe for concurrent use (neither
@@ -24,6 +27,7 @@ type Interpreter struct {
 	model *Model
 	it    *gotflite.Interpreter
 	log   errLog
+	dg    delegates // deleted after it
 	in    *gotflite.Tensor
 	outs  []*gotflite.Tensor
 
@@ -71,17 +75,30 @@ func (m *Model) newInterpreter(opts Options) (*Interpreter, error) {
 	if opts.Threads > 0 {
 		o.SetNumThread(opts.Threads)
 	}
+	var dg delegates
+	if !opts.NoXNNPACK && XNNPACK() {
+		var err error
+		if dg, err = addXNNPACK(o, max(opts.Threads, 1)); err != nil {
+			m.release()
+			return nil, err
+		}
+	}
 	log := newErrLog()
 	setReporter(o, log)
 	it := gotflite.NewInterpreter(m.gm, o)
 	if it == nil {
 		msg := log.take()
 		log.free()
+		dg.free()
 		m.release()
 		return nil, fmt.Errorf("tflite: create interpreter: %w: %s", ErrInvalidModel, msg)
 	}
-	return &Interpreter{model: m, it: it, log: log}, nil
+	return &Interpreter{model: m, it: it, log: log, dg: dg}, nil
 }
+
+// Delegation says which delegate runs the model's nodes on this
+// interpreter, and how many of them.
+func (i *Interpreter) Delegation() Delegation { return i.dg.delegation() }
 
 func (i *Interpreter) bindTensors() error {
 	if n := i.it.GetInputTensorCount(); n != 1 {
@@ -202,6 +219,7 @@ func (i *Interpreter) Close() {
 		return
 	}
 	i.it.Delete()
+	i.dg.free() // the interpreter may use its delegates until deleted
 	i.log.free()
 	i.it, i.in, i.outs = nil, nil, nil
 	i.model.release()

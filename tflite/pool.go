@@ -77,3 +77,7 @@ func (p *Pool) closeAll() {
 	}
 	p.all = nil
 }
+
+// Delegation says which delegate runs the model on the pool's
+// interpreters (all are made alike).
+func (p *Pool) Delegation() Delegation { return p.all[0].Delegation() }

@@ -41,6 +41,7 @@ the exit status is 1.`,
 			opts.Model, opts.Labels = v.GetString("model"), v.GetString("labels")
 			opts.TopK, opts.Threads = v.GetInt("top"), v.GetInt("threads")
 			opts.Threshold = float32(v.GetFloat64("threshold"))
+			opts.NoXNNPACK = !v.GetBool("xnnpack")
 			opts.Limits = imageio.Limits{MaxPixels: v.GetInt64("max-pixels"), MaxBytes: v.GetInt64("max-bytes")}
 			asJSON, deviceID = v.GetBool("json"), v.GetString("device-id")
 			if opts.Model == "" {
@@ -86,6 +87,7 @@ the exit status is 1.`,
 	f.IntVarP(&opts.TopK, "top", "k", 5, "number of predictions per image")
 	f.Float32Var(&opts.Threshold, "threshold", 0, "leave out predictions scoring below this")
 	f.IntVar(&opts.Threads, "threads", 0, "CPU threads for inference (0: one per core, at most 4)")
+	f.Bool("xnnpack", true, "use the XNNPACK delegate when the TensorFlow Lite library has it")
 	f.Int64Var(&opts.Limits.MaxPixels, "max-pixels", imageio.DefaultMaxPixels, "refuse images with more pixels than this")
 	f.Int64Var(&opts.Limits.MaxBytes, "max-bytes", imageio.DefaultMaxBytes, "refuse image files larger than this")
 	f.BoolVar(&asJSON, "json", false, "print one JSON result per line")

@@ -22,6 +22,7 @@ type engineOptions struct {
 	Labels       string // overrides the manifest's labels
 	Threads      int    // per interpreter; 0: one per core, at most 4
 	Interpreters int    // 0: 1
+	NoXNNPACK    bool   // keep the XNNPACK delegate out
 	TopK         int
 	Threshold    float32
 	Limits       imageio.Limits
@@ -81,7 +82,7 @@ func (lm *loadedModel) init(opts engineOptions) error {
 	}
 	lm.LoadedAt = time.Now()
 	var err error
-	if lm.Pool, err = tflite.NewPool(m, opts.Interpreters, tflite.Options{Threads: lm.Threads}); err != nil {
+	if lm.Pool, err = tflite.NewPool(m, opts.Interpreters, tflite.Options{Threads: lm.Threads, NoXNNPACK: opts.NoXNNPACK}); err != nil {
 		return err
 	}
 	// The pool's interpreters have their tensors allocated: describe the
@@ -175,7 +176,7 @@ func (lm *loadedModel) Status() httpapi.ModelStatus {
 		SHA256:       lm.Model.SHA256(),
 		Path:         lm.Manifest.ModelPath(),
 		Input:        fmt.Sprintf("%s %v", in.Type, in.Shape),
-		Delegate:     "cpu",
+		Delegate:     lm.Pool.Delegation().String(),
 		Threads:      lm.Threads,
 		Interpreters: lm.Pool.Size(),
 		LoadedAt:     lm.LoadedAt,

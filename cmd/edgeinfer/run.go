@@ -85,7 +85,7 @@ func runDaemon(ctx context.Context, path string, cmd *cobra.Command, stderr io.W
 		Plugins:    []daemon.Plugin{mqttPlugin},
 		Notifier:   systemd.NewNotifier(log),
 		Version:    version,
-		Engine:     "tensorflow-lite " + tflite.Version(),
+		Engine:     tflite.EngineName(),
 		Log:        log,
 	})
 	if err != nil {
@@ -126,6 +126,7 @@ func loadTFLite(ctx context.Context, cfg *config.Config) (daemon.Model, error) {
 		Labels:       cfg.Labels,
 		Threads:      threads,
 		Interpreters: interpreters,
+		NoXNNPACK:    !cfg.Engine.XNNPACK,
 		TopK:         cfg.Classify.Top,
 		Threshold:    float32(cfg.Classify.Threshold),
 		Limits:       imageio.Limits{MaxBytes: cfg.Limits.MaxImageBytes, MaxPixels: cfg.Limits.MaxPixels},

@@ -16,6 +16,8 @@ type versionInfo struct {
 	OS      string `json:"os"`
 	Arch    string `json:"arch"`
 	Engine  string `json:"engine"`
+	// XNNPACK: the TensorFlow Lite library has the XNNPACK delegate.
+	XNNPACK bool `json:"xnnpack"`
 }
 
 func newVersionCmd() *cobra.Command {
@@ -30,7 +32,8 @@ func newVersionCmd() *cobra.Command {
 				Go:      runtime.Version(),
 				OS:      runtime.GOOS,
 				Arch:    runtime.GOARCH,
-				Engine:  "tensorflow-lite " + tflite.Version(),
+				Engine:  tflite.EngineName(),
+				XNNPACK: tflite.XNNPACK(),
 			}
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(v)

@@ -62,10 +62,12 @@ type Classifier struct {
 	bufs   sync.Pool // *buffers, so that steady state allocates little
 }
 
+// buffers is one classification's working memory: the model input, the
+// scores, and the preprocessor with its decoder state.
 type buffers struct {
-	pixels  []byte
-	scores  []float32
-	resizer imageio.Resizer
+	pixels []byte
+	scores []float32
+	prep   imageio.Preprocessor
 }
 
 // New returns a Classifier running engine with cfg.
@@ -80,7 +82,12 @@ func New(engine Engine, cfg Config) (*Classifier, error) {
 		cfg.TopK = 5
 	}
 	c := &Classifier{cfg: cfg, engine: engine}
-	c.bufs.New = func() any { return &buffers{pixels: make([]byte, cfg.Layout.Len())} }
+	c.bufs.New = func() any {
+		return &buffers{
+			pixels: make([]byte, cfg.Layout.Len()),
+			prep:   imageio.Preprocessor{Layout: cfg.Layout, Limits: cfg.Limits},
+		}
+	}
 	return c, nil
 }
 
@@ -93,17 +100,12 @@ func (c *Classifier) Config() Config { return c.cfg }
 func (c *Classifier) Classify(ctx context.Context, data []byte) (edge.Result, error) {
 	start := time.Now()
 	res := edge.Result{Model: c.cfg.Model, CapturedAt: start.UTC()}
-	img, _, err := imageio.DecodeFor(data, c.cfg.Limits, c.cfg.Layout)
+	b := c.bufs.Get().(*buffers)
+	defer c.bufs.Put(b)
+	prep, err := b.prep.Preprocess(b.pixels, data)
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrBadImage, err)
 	}
-	decoded := time.Now()
-	b := c.bufs.Get().(*buffers)
-	defer c.bufs.Put(b)
-	if err := b.resizer.Resize(b.pixels, img, c.cfg.Layout); err != nil {
-		return res, fmt.Errorf("%w: %w", ErrBadImage, err)
-	}
-	resized := time.Now()
 	run, err := c.engine.Run(ctx, b.pixels, b.scores[:0])
 	if err != nil {
 		return res, fmt.Errorf("classify: %w", err)
@@ -114,8 +116,8 @@ func (c *Classifier) Classify(ctx context.Context, data []byte) (edge.Result, er
 	end := time.Now()
 
 	res.Timings = edge.Timings{
-		Decode:      edge.Millis(decoded.Sub(start)),
-		Preprocess:  edge.Millis(resized.Sub(decoded) + run.Fill),
+		Decode:      edge.Millis(prep.Decode),
+		Preprocess:  edge.Millis(prep.Resize + run.Fill),
 		Inference:   edge.Millis(run.Invoke),
 		Postprocess: edge.Millis(run.Read + end.Sub(post)),
 		Total:       edge.Millis(end.Sub(start)),

@@ -67,6 +67,10 @@ type Engine struct {
 	// daemon pick from the core count and whether there are live sources.
 	Threads      int `mapstructure:"threads"`
 	Interpreters int `mapstructure:"interpreters"`
+	// XNNPACK hands the model to the XNNPACK delegate when the TensorFlow
+	// Lite library has it (the default); false keeps TensorFlow Lite's own
+	// kernels, for comparison or if a model misbehaves under XNNPACK.
+	XNNPACK bool `mapstructure:"xnnpack"`
 }
 
 // Classify configures what a result reports.
@@ -114,7 +118,7 @@ type Watchdog struct {
 // Defaults returns the configuration used for keys a file leaves out.
 func Defaults() Config {
 	return Config{
-		Engine:   Engine{},
+		Engine:   Engine{XNNPACK: true},
 		Classify: Classify{Top: 5},
 		Limits:   Limits{MaxImageBytes: 32 << 20, MaxPixels: 40_000_000},
 		HTTP:     HTTP{Listen: ":8080", MaxQueue: 16, RequestTimeout: 30 * time.Second},

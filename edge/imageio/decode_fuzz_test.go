@@ -1,6 +1,7 @@
 package imageio
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -17,12 +18,42 @@ func FuzzDecode(f *testing.F) {
 		f.Add(encodeFormat(f, format, quadrants(12, 8)))
 	}
 
+	// One Preprocessor across all inputs, as a daemon worker keeps one:
+	// whatever an input leaves in its decoder must not hurt the next.
+	prep := Preprocessor{Layout: Layout{20, 12, 3}, Limits: Limits{MaxPixels: 4_000_000}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// DecodeFor reaches libjpeg-turbo's scaled decoding (with cgo);
 		// it must keep Decode's contract too.
 		checkDecoded(t, data, Layout{})
 		checkDecoded(t, data, Layout{20, 12, 3})
+		checkPreprocessed(t, &prep, data)
 	})
+}
+
+// checkPreprocessed checks Preprocess on data: success exactly when
+// DecodeFor succeeds, the same pixels as DecodeFor and Resize, and on
+// failure the same error.
+func checkPreprocessed(t *testing.T, p *Preprocessor, data []byte) {
+	t.Helper()
+	got := make([]byte, p.Layout.Len())
+	_, err := p.Preprocess(got, data)
+	img, _, wantErr := DecodeFor(data, p.Limits, p.Layout)
+	switch {
+	case wantErr != nil:
+		if err == nil || err.Error() != wantErr.Error() {
+			t.Fatalf("Preprocess err = %v, DecodeFor err = %v", err, wantErr)
+		}
+	case err != nil:
+		t.Fatalf("Preprocess: %v; DecodeFor succeeded", err)
+	default:
+		want := make([]byte, p.Layout.Len())
+		if err := Resize(want, img, p.Layout); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatal("Preprocess pixels differ from DecodeFor+Resize")
+		}
+	}
 }
 
 // checkDecoded checks the contract of DecodeFor on data: an image within

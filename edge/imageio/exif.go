@@ -11,13 +11,24 @@ import (
 // cannot be read. Only IFD0 is examined and no IFD pointer is ever
 // followed, so hostile offsets can neither loop nor reach outside b.
 func jpegOrientation(b []byte) int {
+	o, _ := jpegHeaders(b)
+	return o
+}
+
+// jpegHeaders walks a JPEG stream's segments up to the first scan and
+// returns the EXIF orientation (as jpegOrientation) and the marker of the
+// first start-of-frame segment (0xc0 baseline, 0xc1 extended, 0xc2
+// progressive, 0xc9 arithmetic, ...), or 0 if none precedes the scan.
+func jpegHeaders(b []byte) (orientation int, sof byte) {
+	orientation = 1
 	if len(b) < 4 || b[0] != 0xff || b[1] != 0xd8 {
-		return 1
+		return orientation, 0
 	}
+	exif := false
 	i := 2
 	for i+4 <= len(b) {
 		if b[i] != 0xff {
-			return 1 // Lost marker sync; metadata beyond here is untrustworthy.
+			return orientation, sof // Lost marker sync; metadata beyond here is untrustworthy.
 		}
 		m := b[i+1]
 		if m == 0xff {
@@ -29,19 +40,23 @@ func jpegOrientation(b []byte) int {
 		case m == 0x01 || m == 0xd8 || (m >= 0xd0 && m <= 0xd7):
 			continue // Markers without a length field.
 		case m == 0xda || m == 0xd9:
-			return 1 // Metadata must precede the first scan.
+			return orientation, sof // Metadata must precede the first scan.
 		}
 		n := int(b[i])<<8 | int(b[i+1]) // Includes the two length bytes.
 		if n < 2 || n > len(b)-i {
-			return 1
+			return orientation, sof
 		}
 		seg := b[i+2 : i+n]
-		if m == 0xe1 && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00" {
-			return tiffOrientation(seg[6:])
+		switch {
+		case m == 0xe1 && !exif && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00":
+			exif = true
+			orientation = tiffOrientation(seg[6:])
+		case sof == 0 && m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
+			sof = m // 0xc4 DHT, 0xc8 JPG, 0xcc DAC are not frames.
 		}
 		i += n
 	}
-	return 1
+	return orientation, sof
 }
 
 // tiffOrientation reads tag 0x0112 from IFD0 of a TIFF structure.

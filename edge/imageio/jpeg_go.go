@@ -12,3 +12,11 @@ const jpegScales = false
 func decodeJPEG(data []byte, cfg image.Config, least image.Point) (image.Image, error) {
 	return decodeStdJPEG(data, cfg, least)
 }
+
+// jpegState has no fast path without cgo: Preprocessor decodes through
+// DecodeFor.
+type jpegState struct{}
+
+func (*jpegState) decode([]byte, Limits, Layout) (image.Image, bool) { return nil, false }
+
+func (*jpegState) close() {}

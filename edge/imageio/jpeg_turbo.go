@@ -52,3 +52,52 @@ func decodeTurbo(data []byte, cfg image.Config, least image.Point) *image.RGBA {
 	}
 	return img
 }
+
+// jpegState is a Preprocessor's libjpeg-turbo decompressor and the image
+// it decodes into, reused from call to call.
+type jpegState struct {
+	dec *jpegturbo.Decoder
+	img *image.RGBA
+}
+
+// decode decodes data scaled for want when it is a JPEG libjpeg-turbo
+// takes and the limits allow, reusing the state's memory; otherwise it
+// returns false and the caller decodes by the general path, which gives
+// the verdict and error for anything refused here.
+func (s *jpegState) decode(data []byte, lim Limits, want Layout) (image.Image, bool) {
+	if len(data) < 2 || data[0] != 0xff || data[1] != 0xd8 {
+		return nil, false
+	}
+	if s.dec == nil {
+		d, err := jpegturbo.NewDecoder()
+		if err != nil {
+			return nil, false
+		}
+		s.dec = d
+	}
+	w, h, _, cs, err := s.dec.Header(data)
+	if err != nil || cs == jpegturbo.ColorspaceCMYK || cs == jpegturbo.ColorspaceYCCK || !fastJPEG(data, lim, w, h) {
+		return nil, false
+	}
+	// Only the frame types image/jpeg decodes too (baseline, extended,
+	// progressive Huffman), so that the images accepted do not depend on
+	// the path taken or on the build.
+	o, sof := jpegHeaders(data)
+	if sof < 0xc0 || sof > 0xc2 {
+		return nil, false
+	}
+	least := jpegWish(want, image.Config{Width: w, Height: h}, o)
+	img, err := s.dec.DecodeScaled(data, least.X, least.Y, s.img)
+	if err != nil {
+		return nil, false
+	}
+	s.img = img
+	return upright(img, o), true
+}
+
+func (s *jpegState) close() {
+	if s.dec != nil {
+		s.dec.Close()
+		s.dec = nil
+	}
+}

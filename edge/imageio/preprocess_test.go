@@ -1,0 +1,116 @@
+package imageio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+// preprocessRef is what Preprocess must produce: DecodeFor, then Resize.
+func preprocessRef(t *testing.T, data []byte, lim Limits, l Layout) ([]byte, error) {
+	t.Helper()
+	img, _, err := DecodeFor(data, lim, l)
+	if err != nil {
+		return nil, err
+	}
+	return mustResize(t, img, l), nil
+}
+
+func TestPreprocessMatchesDecodeFor(t *testing.T) {
+	twelve := encodeJPEG(t, quadrants(64, 48), 90)
+	twelve[bytes.Index(twelve, []byte{0xff, 0xc0})+4] = 12
+	inputs := []struct {
+		name string
+		data []byte
+	}{
+		{"640x480", encodeJPEG(t, photo(640, 480, 1), 90)},
+		{"1920x1080", encodeJPEG(t, photo(1920, 1080, 2), 85)},
+		{"smaller than the input", encodeJPEG(t, photo(100, 80, 3), 90)},
+		{"exif rotated", withSegment(encodeJPEG(t, photo(480, 640, 4), 90), 0xe1, exifPayload(binary.BigEndian, 6))},
+		{"exif mirrored", withSegment(encodeJPEG(t, photo(320, 240, 5), 90), 0xe1, exifPayload(binary.LittleEndian, 2))},
+		{"grayscale", encodeJPEG(t, grayQuadrants(300, 260), 90)},
+		{"progressive", readTestdata(t, "progressive.jpg")},
+		{"ycck", readTestdata(t, "ycck.jpg")},
+		{"arithmetic", readTestdata(t, "arithmetic.jpg")},
+		{"12-bit", twelve},
+		{"png", encodePNG(t, photo(300, 200, 6))},
+	}
+	for _, tc := range badInputs(t) {
+		inputs = append(inputs, struct {
+			name string
+			data []byte
+		}{tc.name, tc.data})
+	}
+	for _, l := range []Layout{{224, 224, 3}, {28, 28, 1}} {
+		// One Preprocessor for every input in turn, as a worker has: the
+		// state left by one image (or one failure) must not leak into the
+		// next.
+		p := Preprocessor{Layout: l}
+		defer p.Close()
+		for _, in := range inputs {
+			want, wantErr := preprocessRef(t, in.data, Limits{}, l)
+			got := make([]byte, l.Len())
+			res, err := p.Preprocess(got, in.data)
+			switch {
+			case wantErr != nil:
+				if err == nil || err.Error() != wantErr.Error() {
+					t.Errorf("%v %s: err = %v, want %v", l, in.name, err, wantErr)
+				}
+			case err != nil:
+				t.Errorf("%v %s: %v", l, in.name, err)
+			case !bytes.Equal(got, want):
+				d, at := maxDiff(got, want)
+				t.Errorf("%v %s: pixels differ from DecodeFor+Resize (max %d at %d)", l, in.name, d, at)
+			case res.Format == "":
+				t.Errorf("%v %s: no format", l, in.name)
+			}
+		}
+	}
+}
+
+func TestPreprocessLimits(t *testing.T) {
+	data := encodeJPEG(t, photo(640, 480, 7), 90)
+	l := Layout{224, 224, 3}
+	dst := make([]byte, l.Len())
+	p := Preprocessor{Layout: l, Limits: Limits{MaxPixels: 640*480 - 1}}
+	if _, err := p.Preprocess(dst, data); !errors.Is(err, ErrTooManyPixels) {
+		t.Errorf("pixel limit: err = %v, want ErrTooManyPixels", err)
+	}
+	p = Preprocessor{Layout: l, Limits: Limits{MaxBytes: int64(len(data) - 1)}}
+	if _, err := p.Preprocess(dst, data); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("byte limit: err = %v, want ErrTooLarge", err)
+	}
+	p = Preprocessor{Layout: l}
+	if _, err := p.Preprocess(dst, hugeJPEG(t, 50000, 50000)); !errors.Is(err, ErrTooManyPixels) {
+		t.Errorf("50000x50000: err = %v, want ErrTooManyPixels", err)
+	}
+	if _, err := p.Preprocess(dst[:10], data); err == nil {
+		t.Error("short destination accepted")
+	}
+}
+
+// TestPreprocessSteadyState: same-sized JPEG frames, one after another,
+// allocate nothing once the first has sized the buffers.
+func TestPreprocessSteadyState(t *testing.T) {
+	if !jpegScales {
+		t.Skip("built without cgo: JPEGs go through image/jpeg, which allocates")
+	}
+	frames := [][]byte{encodeJPEG(t, photo(640, 480, 8), 90), encodeJPEG(t, photo(640, 480, 9), 80)}
+	for _, l := range []Layout{{224, 224, 3}, {300, 300, 3}, {28, 28, 1}} {
+		p := Preprocessor{Layout: l}
+		dst := make([]byte, l.Len())
+		k := 0
+		run := func() {
+			if _, err := p.Preprocess(dst, frames[k%2]); err != nil {
+				t.Fatal(err)
+			}
+			k++
+		}
+		run()
+		if n := testing.AllocsPerRun(50, run); n != 0 {
+			t.Errorf("%v: %v allocations per frame, want 0", l, n)
+		}
+		p.Close()
+	}
+}
