@@ -11,25 +11,41 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 TFLITE_MODULE := github.com/mattn/go-tflite@v1.0.1
 
-# How to link TensorFlow Lite (system library, or a private sysroot built
-# from Debian sid): scripts/tflite-env.sh decides and caches its answer.
+# How to link TensorFlow Lite: the system's library, else the fast engine
+# (XNNPACK, built from Debian's sources by scripts/tflite-xnnpack.sh and
+# cached in ~/.cache/edgeinfer), else Debian sid's prebuilt library in a
+# private sysroot. scripts/tflite-env.sh decides and caches its answer;
+# EDGEINFER_TFLITE=system|xnnpack|prebuilt forces one.
 TFLITE_MK := .deps/tflite-$(ARCH).mk
 -include $(TFLITE_MK)
-$(TFLITE_MK): scripts/tflite-env.sh scripts/tflite-sysroot.sh
+$(TFLITE_MK): scripts/tflite-env.sh scripts/tflite-sysroot.sh scripts/tflite-xnnpack.sh
 	@mkdir -p $(@D)
 	scripts/tflite-env.sh $(ARCH) > $@.tmp && mv $@.tmp $@
 
+# The prebuilt library as well, for make bench's engine comparison.
+PREBUILT_MK := .deps/tflite-prebuilt-$(ARCH).mk
+$(PREBUILT_MK): scripts/tflite-env.sh scripts/tflite-sysroot.sh
+	@mkdir -p $(@D)
+	EDGEINFER_TFLITE=prebuilt scripts/tflite-env.sh $(ARCH) | sed 's/^TFLITE_/PREBUILT_/' > $@.tmp && mv $@.tmp $@
+
 GOENV = $(TFLITE_ENV)
 
-.PHONY: all build models run test test-short race fuzz bench lint vet clean sysroot
+.PHONY: all build engine models run test test-short race fuzz bench lint vet clean sysroot
 
 all: build
 
 sysroot: $(TFLITE_MK)
 	@echo "TensorFlow Lite: $(TFLITE_KIND)"
 
+# Build (or find) the fast engine and link against it from now on.
+engine:
+	scripts/tflite-xnnpack.sh $(ARCH) >/dev/null
+	rm -f $(TFLITE_MK)
+	$(MAKE) sysroot
+
 build: $(TFLITE_MK)
 	@mkdir -p bin
+	@echo "edgeinfer: linking TensorFlow Lite: $(TFLITE_KIND)"
 	$(GOENV) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgeinfer
 
 models:
@@ -74,9 +90,16 @@ fuzz: build models
 	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzDecodeScaled$$' -fuzztime=$(FUZZTIME) ./edge/jpegturbo/
 	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./tflite/
 
-# Speed and memory figures, in one run.
+# Speed and memory figures, in one run. With the fast engine, the bench is
+# also built against the prebuilt library to compare the two.
 bench: build models
-	$(GOENV) EDGEINFER_BIN=$(CURDIR)/$(BIN) $(GO) run ./scripts/bench
+	$(GOENV) $(GO) build -o bin/bench ./scripts/bench
+	@if [ "$(word 1,$(TFLITE_KIND))" = xnnpack ]; then \
+		$(MAKE) -s $(PREBUILT_MK) && \
+		( eval "$$(sed -n 's/^PREBUILT_ENV := /export /p' $(PREBUILT_MK))" && $(GO) build -o bin/bench-prebuilt ./scripts/bench ) && \
+		prebuilt=-prebuilt=$(CURDIR)/bin/bench-prebuilt; \
+	fi; \
+	EDGEINFER_BIN=$(CURDIR)/$(BIN) bin/bench $$prebuilt
 
 clean:
 	rm -rf bin .deps/*.mk

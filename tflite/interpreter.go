@@ -156,6 +156,10 @@ func (i *Interpreter) SetPixels(pixels []byte, norm Normalization) error {
 	switch typ {
 	case gotflite.UInt8, gotflite.Int8:
 		dst := unsafe.Slice((*byte)(data), n)
+		if i.lut.identity {
+			copy(dst, pixels)
+			break
+		}
 		for k, p := range pixels {
 			dst[k] = i.lut.q[p]
 		}

@@ -20,6 +20,9 @@ type Normalization struct {
 type pixelLUT struct {
 	q [256]byte    // uint8 or int8 (as its bit pattern)
 	f [256]float32 // float32
+	// identity: q maps every byte to itself (raw pixels into a uint8
+	// input, the common case), so filling is a copy.
+	identity bool
 }
 
 func newPixelLUT(typ gotflite.TensorType, qp gotflite.QuantizationParams, norm Normalization) (pixelLUT, error) {
@@ -48,6 +51,10 @@ func newPixelLUT(typ gotflite.TensorType, qp gotflite.QuantizationParams, norm N
 		default:
 			return lut, fmt.Errorf("tflite: %w: input type %s (want uint8, int8 or float32)", ErrInput, typ)
 		}
+	}
+	lut.identity = typ == gotflite.UInt8
+	for p := 0; p < 256 && lut.identity; p++ {
+		lut.identity = lut.q[p] == byte(p)
 	}
 	return lut, nil
 }

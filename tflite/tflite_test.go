@@ -502,3 +502,28 @@ func corruptOpcode(t *testing.T, model []byte) []byte {
 	}
 	return fb
 }
+
+// TestPixelLUTIdentity: raw pixels into a uint8 input are copied, every
+// other conversion goes through the table.
+func TestPixelLUTIdentity(t *testing.T) {
+	for _, tc := range []struct {
+		typ  gotflite.TensorType
+		qp   gotflite.QuantizationParams
+		norm Normalization
+		want bool
+	}{
+		{gotflite.UInt8, quantParams(0.0078125, 128), Normalization{}, true},
+		{gotflite.UInt8, quantParams(1, 0), Normalization{Mean: 0, Std: 1}, true},
+		{gotflite.UInt8, quantParams(0.0078125, 128), Normalization{Mean: 127.5, Std: 127.5}, false},
+		{gotflite.Int8, quantParams(0.0078125, 0), Normalization{}, false},
+		{gotflite.Float32, gotflite.QuantizationParams{}, Normalization{}, false},
+	} {
+		lut, err := newPixelLUT(tc.typ, tc.qp, tc.norm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lut.identity != tc.want {
+			t.Errorf("%v %+v %+v: identity = %v, want %v", tc.typ, tc.qp, tc.norm, lut.identity, tc.want)
+		}
+	}
+}

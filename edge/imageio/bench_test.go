@@ -87,3 +87,38 @@ func benchmarkDecodeFor(b *testing.B, w, h int) {
 
 func BenchmarkDecodeFor640x480To224(b *testing.B)   { benchmarkDecodeFor(b, 640, 480) }
 func BenchmarkDecodeFor1920x1080To224(b *testing.B) { benchmarkDecodeFor(b, 1920, 1080) }
+
+// benchmarkPreprocess measures Preprocessor.Preprocess: what a daemon
+// worker pays per frame before the model.
+func benchmarkPreprocess(b *testing.B, w, h int) {
+	data := encodeJPEG(b, photo(w, h, 42), 90)
+	l := Layout{224, 224, 3}
+	p := Preprocessor{Layout: l}
+	defer p.Close()
+	dst := make([]byte, l.Len())
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := p.Preprocess(dst, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPreprocess640x480To224(b *testing.B)   { benchmarkPreprocess(b, 640, 480) }
+func BenchmarkPreprocess1920x1080To224(b *testing.B) { benchmarkPreprocess(b, 1920, 1080) }
+
+// BenchmarkResizeRGBA320x240To224 is the resize a 640x480 JPEG needs
+// after libjpeg-turbo decoded it at half scale.
+func BenchmarkResizeRGBA320x240To224(b *testing.B) {
+	img := photo(320, 240, 42)
+	l := Layout{224, 224, 3}
+	dst := make([]byte, l.Len())
+	var r Resizer
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.Resize(dst, img, l); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

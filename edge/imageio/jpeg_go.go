@@ -2,7 +2,10 @@
 
 package imageio
 
-import "image"
+import (
+	"image"
+	"time"
+)
 
 // jpegScales reports whether JPEGs are decoded scaled (by libjpeg-turbo).
 // Without cgo image/jpeg decodes them, at full size.
@@ -17,6 +20,8 @@ func decodeJPEG(data []byte, cfg image.Config, least image.Point) (image.Image, 
 // DecodeFor.
 type jpegState struct{}
 
-func (*jpegState) decode([]byte, Limits, Layout) (image.Image, bool) { return nil, false }
+func (*jpegState) preprocess([]byte, []byte, Limits, Layout, *Resizer) (decode, resize time.Duration, ok bool) {
+	return 0, 0, false
+}
 
 func (*jpegState) close() {}

@@ -5,6 +5,7 @@ package imageio
 import (
 	"image"
 	"sync"
+	"time"
 
 	"github.com/edgeinfer/edgeinfer/edge/jpegturbo"
 )
@@ -54,45 +55,61 @@ func decodeTurbo(data []byte, cfg image.Config, least image.Point) *image.RGBA {
 }
 
 // jpegState is a Preprocessor's libjpeg-turbo decompressor and the image
-// it decodes into, reused from call to call.
+// it decodes rotated JPEGs into, reused from call to call.
 type jpegState struct {
 	dec *jpegturbo.Decoder
 	img *image.RGBA
 }
 
-// decode decodes data scaled for want when it is a JPEG libjpeg-turbo
-// takes and the limits allow, reusing the state's memory; otherwise it
-// returns false and the caller decodes by the general path, which gives
-// the verdict and error for anything refused here.
-func (s *jpegState) decode(data []byte, lim Limits, want Layout) (image.Image, bool) {
+// preprocess decodes data into dst at the layout's size when it is a JPEG
+// libjpeg-turbo takes and the limits allow, reusing the state's memory;
+// otherwise it returns false and the caller takes the general path, which
+// gives the verdict and error for anything refused here. An upright JPEG
+// (the camera case) is decoded and resized in one C call; one with an
+// EXIF rotation is decoded scaled, turned upright, then resized in Go, with
+// the same result as DecodeFor and Resize.
+func (s *jpegState) preprocess(dst, data []byte, lim Limits, l Layout, r *Resizer) (decode, resize time.Duration, ok bool) {
 	if len(data) < 2 || data[0] != 0xff || data[1] != 0xd8 {
-		return nil, false
+		return 0, 0, false
 	}
 	if s.dec == nil {
 		d, err := jpegturbo.NewDecoder()
 		if err != nil {
-			return nil, false
+			return 0, 0, false
 		}
 		s.dec = d
 	}
+	start := time.Now()
 	w, h, _, cs, err := s.dec.Header(data)
 	if err != nil || cs == jpegturbo.ColorspaceCMYK || cs == jpegturbo.ColorspaceYCCK || !fastJPEG(data, lim, w, h) {
-		return nil, false
+		return 0, 0, false
 	}
 	// Only the frame types image/jpeg decodes too (baseline, extended,
 	// progressive Huffman), so that the images accepted do not depend on
 	// the path taken or on the build.
 	o, sof := jpegHeaders(data)
 	if sof < 0xc0 || sof > 0xc2 {
-		return nil, false
+		return 0, 0, false
 	}
-	least := jpegWish(want, image.Config{Width: w, Height: h}, o)
+	if o == 1 {
+		dec, err := s.dec.DecodeResized(data, dst, l.Width, l.Height, l.Channels)
+		if err != nil {
+			return 0, 0, false
+		}
+		return dec, time.Since(start) - dec, true
+	}
+	least := jpegWish(l, image.Config{Width: w, Height: h}, o)
 	img, err := s.dec.DecodeScaled(data, least.X, least.Y, s.img)
 	if err != nil {
-		return nil, false
+		return 0, 0, false
 	}
 	s.img = img
-	return upright(img, o), true
+	up := orient(img, o)
+	decoded := time.Now()
+	if err := r.Resize(dst, up, l); err != nil {
+		return 0, 0, false
+	}
+	return decoded.Sub(start), time.Since(decoded), true
 }
 
 func (s *jpegState) close() {

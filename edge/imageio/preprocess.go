@@ -2,7 +2,6 @@ package imageio
 
 import (
 	"fmt"
-	"image"
 	"time"
 )
 
@@ -42,16 +41,15 @@ func (p *Preprocessor) Preprocess(dst, data []byte) (Preprocessed, error) {
 		return out, fmt.Errorf("imageio: destination holds %d bytes, layout %dx%dx%d needs %d",
 			len(dst), p.Layout.Width, p.Layout.Height, p.Layout.Channels, p.Layout.Len())
 	}
-	start := time.Now()
-	img, ok := p.jpeg.decode(data, p.Limits, p.Layout)
-	if ok {
-		out.Format = "jpeg"
-	} else {
-		var err error
-		if img, out.Format, err = DecodeFor(data, p.Limits, p.Layout); err != nil {
-			return out, err
-		}
+	if dec, res, ok := p.jpeg.preprocess(dst, data, p.Limits, p.Layout, &p.resizer); ok {
+		return Preprocessed{Format: "jpeg", Decode: dec, Resize: res}, nil
 	}
+	start := time.Now()
+	img, format, err := DecodeFor(data, p.Limits, p.Layout)
+	if err != nil {
+		return out, err
+	}
+	out.Format = format
 	decoded := time.Now()
 	out.Decode = decoded.Sub(start)
 	if err := p.resizer.Resize(dst, img, p.Layout); err != nil {
@@ -73,12 +71,4 @@ func (p *Preprocessor) Close() { p.jpeg.close() }
 func fastJPEG(data []byte, lim Limits, w, h int) bool {
 	return sniff(data) == "jpeg" && int64(len(data)) <= lim.maxBytes() &&
 		w > 0 && h > 0 && int64(w)*int64(h) <= lim.maxPixels()
-}
-
-// upright applies the EXIF orientation o to a decoded JPEG.
-func upright(img image.Image, o int) image.Image {
-	if o != 1 {
-		return orient(img, o)
-	}
-	return img
 }
