@@ -94,6 +94,7 @@ fuzz: build models
 # also built against the prebuilt library to compare the two.
 bench: build models
 	$(GOENV) $(GO) build -o bin/bench ./scripts/bench
+	CGO_ENABLED=0 GOFLAGS= $(GO) build -o bin/rusage ./cmd/edgeinfer/testdata/rusage
 	@if [ "$(word 1,$(TFLITE_KIND))" = xnnpack ]; then \
 		$(MAKE) -s $(PREBUILT_MK) && \
 		( eval "$$(sed -n 's/^PREBUILT_ENV := /export /p' $(PREBUILT_MK))" && $(GO) build -o bin/bench-prebuilt ./scripts/bench ) && \

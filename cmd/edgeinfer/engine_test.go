@@ -155,12 +155,13 @@ func TestEngineShape(t *testing.T) {
 		cfg                 config.Config
 		cores, interp, thrd int
 	}{
-		{config.Config{}, 2, 1, 2},
-		{config.Config{}, 8, 1, 4},
+		{config.Config{}, 2, 2, 1},
+		{config.Config{}, 8, 4, 1},
 		{live, 2, 2, 1},
 		{live, 1, 1, 1},
 		{config.Config{Engine: config.Engine{Interpreters: 2}}, 4, 2, 2},
 		{config.Config{Engine: config.Engine{Threads: 3}}, 4, 1, 3},
+		{config.Config{Engine: config.Engine{Threads: 2}}, 4, 2, 2},
 		{config.Config{Engine: config.Engine{Interpreters: 3, Threads: 2}}, 2, 3, 2},
 	}
 	for _, c := range cases {

@@ -67,9 +67,10 @@ type Config struct {
 	// the pipeline stalled (default 30s).
 	StallTimeout time.Duration
 	// Workers take frames from each live source at once (default 1). With
-	// one more worker than interpreters, the next frame is decoded while
-	// the current one is inferred; results are still published in frame
-	// order.
+	// as many workers as interpreters, one worker decodes its next frame
+	// while the others infer; with one more, decoding also overlaps when
+	// every interpreter is busy. Results are published in frame order
+	// either way.
 	Workers int
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
@@ -192,7 +193,7 @@ func (p *Pipeline) drain(ctx context.Context, box *mailbox) {
 		// Frames already taken finish even if ctx ends meanwhile: the
 		// classification takes milliseconds and its result is published.
 		e := p.classify(context.WithoutCancel(ctx), f)
-		box.inTurn(ticket, func() { p.publish(e) })
+		box.done(ticket, e, p.publish)
 	}
 }
 
@@ -332,28 +333,40 @@ type mailbox struct {
 	ready chan struct{}
 
 	// Tickets order publishing when several workers drain one box.
-	taken uint64 // tickets handed out
-	turn  uint64 // ticket whose turn it is to publish
-	moved *sync.Cond
+	taken      uint64           // tickets handed out
+	turn       uint64           // ticket whose turn it is to publish
+	pending    map[uint64]Event // finished out of turn, at most one per worker
+	publishing bool             // a worker is publishing pending events
 }
 
 func newMailbox() *mailbox {
-	b := &mailbox{ready: make(chan struct{}, 1)}
-	b.moved = sync.NewCond(&b.mu)
-	return b
+	return &mailbox{ready: make(chan struct{}, 1), pending: map[uint64]Event{}}
 }
 
-// inTurn runs fn once every frame taken before ticket has been published.
-func (b *mailbox) inTurn(ticket uint64, fn func()) {
+// done hands over the event of ticket's frame. Events are published in
+// ticket order, one at a time, by whichever worker completes the turn; a
+// worker finishing out of turn leaves its event and goes on to the next
+// frame at once instead of waiting for the earlier ones.
+func (b *mailbox) done(ticket uint64, e Event, publish func(Event)) {
 	b.mu.Lock()
-	for b.turn != ticket {
-		b.moved.Wait()
+	b.pending[ticket] = e
+	if b.publishing {
+		b.mu.Unlock() // the publishing worker will get to it
+		return
 	}
-	b.mu.Unlock()
-	fn()
-	b.mu.Lock()
-	b.turn++
-	b.moved.Broadcast()
+	b.publishing = true
+	for {
+		next, ok := b.pending[b.turn]
+		if !ok {
+			break
+		}
+		delete(b.pending, b.turn)
+		b.turn++
+		b.mu.Unlock()
+		publish(next)
+		b.mu.Lock()
+	}
+	b.publishing = false
 	b.mu.Unlock()
 }
 

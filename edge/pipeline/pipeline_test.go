@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,6 +169,45 @@ func TestPublishInFrameOrderWithWorkers(t *testing.T) {
 	if last == 0 {
 		t.Fatal("nothing published")
 	}
+}
+
+// TestWorkerNotHeldByEarlierFrame: a worker whose frame finishes before an
+// earlier, slower one goes on to the next frame at once; the results still
+// come out in frame order.
+func TestWorkerNotHeldByEarlierFrame(t *testing.T) {
+	release := make(chan struct{})
+	g := &gateClassifier{delayOf: func(b []byte) time.Duration {
+		if b[0] == 1 {
+			<-release // frame 1 is slow until the test says so
+		}
+		return 0
+	}}
+	sink := &recordSink{}
+	p := New(Config{Workers: 2}, g, []Sink{sink}, nil, nil)
+	src := &pushSource{name: "cam", frames: make(chan source.Frame)}
+	p.AddSource(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	for id := uint64(1); id <= 3; id++ {
+		src.frames <- source.Frame{ID: id, Data: []byte{byte(id)}}
+		want := int64(id)
+		waitFor(t, fmt.Sprintf("frame %d taken", id), func() bool { return g.calls.Load() == want })
+	}
+	// Frames 2 and 3 were classified by the second worker while frame 1
+	// held the first; nothing may be published before frame 1.
+	if n := len(sink.snapshot()); n != 0 {
+		t.Errorf("%d results published before frame 1", n)
+	}
+	close(release)
+	waitFor(t, "three results", func() bool { return len(sink.snapshot()) == 3 })
+	for i, e := range sink.snapshot() {
+		if e.Result.FrameID != uint64(i+1) {
+			t.Errorf("result %d is frame %d", i, e.Result.FrameID)
+		}
+	}
+	cancel()
+	<-done
 }
 
 func TestRequestAdmission(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/jpeg"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -253,9 +254,14 @@ func printInProcess(modelDir string, jpg []byte, n int, window time.Duration) (m
 		if err != nil {
 			return nil, err
 		}
-		// interpreters+1 workers, as the daemon runs: one decodes while
-		// the others infer.
-		rate, err := throughput(s.interpreters+1, window, func() error {
+		// As many workers as the daemon's pipeline runs (see
+		// pipelineWorkers in edge/daemon): one more than interpreters only
+		// when they leave a core idle.
+		workers := s.interpreters
+		if s.interpreters*s.threads < runtime.NumCPU() {
+			workers++
+		}
+		rate, err := throughput(workers, window, func() error {
 			_, err := c.Classify(context.Background(), jpg)
 			return err
 		})

@@ -39,6 +39,7 @@ func main() {
 	n := flag.Int("n", 100, "iterations per latency measurement")
 	window := flag.Duration("window", 8*time.Second, "measuring time per throughput figure")
 	bin := flag.String("bin", os.Getenv("EDGEINFER_BIN"), "edgeinfer binary for the process measurements")
+	rusage := flag.String("rusage", "bin/rusage", "the rusage helper (cmd/edgeinfer/testdata/rusage), for the CLI's peak RSS")
 	prebuilt := flag.String("prebuilt", "", "this command built against Debian's prebuilt TensorFlow Lite, for the engine comparison")
 	invokeOnly := flag.Bool("invoke-json", false, "only measure raw Invoke and print it as JSON (used through -prebuilt)")
 	flag.Parse()
@@ -46,7 +47,7 @@ func main() {
 	if *invokeOnly {
 		err = printInvokeJSON(*n)
 	} else {
-		err = run(*modelDir, *bin, *prebuilt, *n, *window)
+		err = run(*modelDir, *bin, *rusage, *prebuilt, *n, *window)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -54,7 +55,7 @@ func main() {
 	}
 }
 
-func run(modelDir, bin, prebuilt string, n int, window time.Duration) error {
+func run(modelDir, bin, rusage, prebuilt string, n int, window time.Duration) error {
 	fmt.Printf("edgeinfer bench: engine %s, %d CPUs, %d iterations per latency (medians), %v per rate\n",
 		tflite.EngineName(), runtime.NumCPU(), n, window)
 
@@ -96,7 +97,7 @@ func run(modelDir, bin, prebuilt string, n int, window time.Duration) error {
 	if err := os.WriteFile(img, jpegs[0].data, 0o644); err != nil {
 		return err
 	}
-	first, rss, err := benchStart(bin, modelDir, img, 10)
+	first, rss, err := benchStart(bin, rusage, modelDir, img, 10)
 	if err != nil {
 		return err
 	}
