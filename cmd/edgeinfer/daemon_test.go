@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -378,5 +379,53 @@ func TestConfigCheck(t *testing.T) {
 		// The installed default names a model under /var/lib that does
 		// not exist here: that must be its only complaint.
 		t.Errorf("default config: exit %d %q", r.code, r.stderr)
+	}
+}
+
+// TestEngineReported: `version` and /api/v1/status say whether XNNPACK is
+// in use; engine.xnnpack: false turns it off; the default engine shape is
+// one single-threaded interpreter per core.
+func TestEngineReported(t *testing.T) {
+	r := runCLI(t, "version", "--json")
+	var v versionInfo
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 {
+		t.Fatalf("version --json: exit %d, %q: %v", r.code, r.stdout, err)
+	}
+	if v.XNNPACK != strings.HasSuffix(v.Engine, " +xnnpack") {
+		t.Errorf("version: engine %q but xnnpack %v", v.Engine, v.XNNPACK)
+	}
+	if os.Getenv("EDGEINFER_REQUIRE_XNNPACK") == "1" && !v.XNNPACK {
+		t.Fatalf("EDGEINFER_REQUIRE_XNNPACK=1 but the binary runs %s", v.Engine)
+	}
+
+	d := startDaemon(t, httpConfig(absPath(t, mobilenetDir), ""))
+	st := d.status(t)
+	if st.Engine != v.Engine {
+		t.Errorf("status engine %q, version says %q", st.Engine, v.Engine)
+	}
+	cores := min(runtime.NumCPU(), 4)
+	if st.Model.Interpreters != cores || st.Model.Threads != 1 {
+		t.Errorf("default shape %d x %d, want %d x 1", st.Model.Interpreters, st.Model.Threads, cores)
+	}
+	wantDelegate := "cpu"
+	if v.XNNPACK {
+		wantDelegate = "xnnpack (29 of 31 nodes)"
+	}
+	if st.Model.Delegate != wantDelegate {
+		t.Errorf("delegate %q, want %q", st.Model.Delegate, wantDelegate)
+	}
+	d.stop(5 * time.Second)
+
+	off := startDaemon(t, httpConfig(absPath(t, mobilenetDir), "engine:\n  xnnpack: false\n"))
+	if got := off.status(t).Model.Delegate; got != "cpu" {
+		t.Errorf("engine.xnnpack: false: delegate %q, want cpu", got)
+	}
+	peacock, err := os.ReadFile(filepath.Join(mobilenetDir, "samples", "peacock.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body, err := postImage(off.base, peacock, "", "")
+	if err != nil || code != 200 || topLabel(t, body) != "peacock" {
+		t.Errorf("classify without XNNPACK: %d %s %v", code, body, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -413,7 +414,71 @@ func FuzzDecodeScaled(f *testing.F) {
 		if err != nil || !bytes.Equal(third.Pix, first) {
 			t.Fatalf("decodes differ (%v)", err)
 		}
+		// DecodeResized into a small model input: it decodes exactly
+		// when DecodeScaled does (its resize is checked against
+		// edge/imageio's by FuzzDecode there), the same bytes every time.
+		rw, rh, ch := 1+int(minW)%48, 1+int(minH)%48, 3-2*(int(minW)%2)
+		_, scaledErr := d.DecodeScaled(data, rw, rh, nil)
+		dst := make([]byte, rw*rh*ch)
+		if _, err := d.DecodeResized(data, dst, rw, rh, ch); (err == nil) != (scaledErr == nil) {
+			t.Fatalf("DecodeResized err %v, DecodeScaled err %v", err, scaledErr)
+		} else if err == nil {
+			again := make([]byte, len(dst))
+			if _, err := d.DecodeResized(data, again, rw, rh, ch); err != nil || !bytes.Equal(again, dst) {
+				t.Fatalf("DecodeResized differs on a second run (%v)", err)
+			}
+		}
 	})
+}
+
+// TestDecodeResized: the fused decode and resize gives the sizes asked
+// for, a sensible picture (the quadrant colours of a test image) in RGB
+// and in grey, refuses bad destinations, and allocates nothing per call.
+func TestDecodeResized(t *testing.T) {
+	d := newDecoder(t)
+	img := image.NewRGBA(image.Rect(0, 0, 640, 480))
+	quad := [4][3]uint8{{200, 30, 30}, {30, 200, 30}, {30, 30, 200}, {220, 220, 220}}
+	for y := 0; y < 480; y++ {
+		for x := 0; x < 640; x++ {
+			c := quad[2*(y/240)+x/320]
+			img.SetRGBA(x, y, color.RGBA{c[0], c[1], c[2], 255})
+		}
+	}
+	data := encodeJPEG(t, img, 95)
+	for _, ch := range []int{3, 1} {
+		dst := make([]byte, 224*224*ch)
+		dec, err := d.DecodeResized(data, dst, 224, 224, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dec <= 0 {
+			t.Errorf("decode time %v", dec)
+		}
+		for q, at := range [4][2]int{{56, 56}, {168, 56}, {56, 168}, {168, 168}} {
+			px := dst[(at[1]*224+at[0])*ch : (at[1]*224+at[0])*ch+ch]
+			want := quad[q][:]
+			if ch == 1 {
+				want = []uint8{uint8((19595*int(want[0]) + 38470*int(want[1]) + 7471*int(want[2]) + 1<<15) >> 16)}
+			}
+			for k := range px {
+				if d := int(px[k]) - int(want[k]); d < -6 || d > 6 {
+					t.Errorf("%d channels, quadrant %d: %v, want about %v", ch, q, px, want)
+					break
+				}
+			}
+		}
+		if n := testing.AllocsPerRun(10, func() { d.DecodeResized(data, dst, 224, 224, ch) }); n != 0 {
+			t.Errorf("%v allocations per call", n)
+		}
+	}
+	for _, tc := range []struct{ n, w, h, ch int }{{10, 224, 224, 3}, {224 * 224 * 4, 224, 224, 4}, {0, 0, 0, 3}} {
+		if _, err := d.DecodeResized(data, make([]byte, tc.n), tc.w, tc.h, tc.ch); err == nil {
+			t.Errorf("destination %d bytes for %dx%dx%d accepted", tc.n, tc.w, tc.h, tc.ch)
+		}
+	}
+	if _, err := d.DecodeResized(cmyk(t), make([]byte, 16*16*3), 16, 16, 3); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("CMYK: %v, want ErrUnsupported", err)
+	}
 }
 
 // Damaged copies of valid images - bytes overwritten, removed, inserted -
