@@ -25,6 +25,10 @@ func benchmarkResize(b *testing.B, w, h int) {
 	if m, ok := img.(*image.YCbCr); !ok || m.SubsampleRatio != image.YCbCrSubsampleRatio420 {
 		b.Fatalf("decoded %T, want 4:2:0 *image.YCbCr", img)
 	}
+	benchmarkResizeImage(b, img)
+}
+
+func benchmarkResizeImage(b *testing.B, img image.Image) {
 	l := Layout{224, 224, 3}
 	dst := make([]byte, l.Len())
 	var r Resizer
@@ -110,15 +114,4 @@ func BenchmarkPreprocess1920x1080To224(b *testing.B) { benchmarkPreprocess(b, 19
 
 // BenchmarkResizeRGBA320x240To224 is the resize a 640x480 JPEG needs
 // after libjpeg-turbo decoded it at half scale.
-func BenchmarkResizeRGBA320x240To224(b *testing.B) {
-	img := photo(320, 240, 42)
-	l := Layout{224, 224, 3}
-	dst := make([]byte, l.Len())
-	var r Resizer
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := r.Resize(dst, img, l); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkResizeRGBA320x240To224(b *testing.B) { benchmarkResizeImage(b, photo(320, 240, 42)) }
