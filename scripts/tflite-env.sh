@@ -79,7 +79,7 @@ if [[ $mode == auto || $mode == xnnpack ]]; then
     echo "tflite-env: EDGEINFER_TFLITE=xnnpack but the XNNPACK engine cannot be built here (see above)" >&2
     exit 1
   else
-    echo "tflite-env: the fast engine (XNNPACK) is not available; using Debian's prebuilt TensorFlow Lite, 4-5x slower. Run 'make engine' as root with debootstrap installed to build it." >&2
+    echo "tflite-env: the fast engine (XNNPACK) is not available; using Debian's prebuilt TensorFlow Lite (about 3x slower, see make bench). Run 'make engine' as root with debootstrap installed to build it." >&2
   fi
 fi
 if [[ $kind == prebuilt ]]; then
