@@ -20,10 +20,30 @@ func preprocessRef(t *testing.T, data []byte, lim Limits, l Layout) ([]byte, err
 func TestPreprocessMatchesDecodeFor(t *testing.T) {
 	twelve := encodeJPEG(t, quadrants(64, 48), 90)
 	twelve[bytes.Index(twelve, []byte{0xff, 0xc0})+4] = 12
+	// Corrupt markers: a reserved marker inside the entropy-coded data, a
+	// Huffman table segment whose length runs past the end, a frame
+	// header declaring 0 components.
+	good := encodeJPEG(t, photo(320, 240, 9), 90)
+	sos := bytes.Index(good, []byte{0xff, 0xda})
+	badMarker := bytes.Clone(good)
+	copy(badMarker[sos+200:], []byte{0xff, 0x02})
+	badDHT := bytes.Clone(good)
+	dht := bytes.Index(badDHT, []byte{0xff, 0xc4})
+	badDHT[dht+2], badDHT[dht+3] = 0xff, 0xf0
+	noComponents := bytes.Clone(good)
+	noComponents[bytes.Index(noComponents, []byte{0xff, 0xc0})+9] = 0
+	// Plain CMYK: the YCCK sample with the Adobe transform flag cleared.
+	cmyk := bytes.Clone(readTestdata(t, "ycck.jpg"))
+	adobe := bytes.Index(cmyk, []byte("Adobe"))
+	cmyk[adobe+11] = 0
 	inputs := []struct {
 		name string
 		data []byte
 	}{
+		{"corrupt marker in the scan", badMarker},
+		{"corrupt DHT length", badDHT},
+		{"no components", noComponents},
+		{"cmyk", cmyk},
 		{"640x480", encodeJPEG(t, photo(640, 480, 1), 90)},
 		{"1920x1080", encodeJPEG(t, photo(1920, 1080, 2), 85)},
 		{"smaller than the input", encodeJPEG(t, photo(100, 80, 3), 90)},
@@ -50,6 +70,9 @@ func TestPreprocessMatchesDecodeFor(t *testing.T) {
 		defer p.Close()
 		for _, in := range inputs {
 			want, wantErr := preprocessRef(t, in.data, Limits{}, l)
+			if testing.Verbose() && l.Channels == 3 {
+				t.Logf("%s: %v", in.name, wantErr)
+			}
 			got := make([]byte, l.Len())
 			res, err := p.Preprocess(got, in.data)
 			switch {
