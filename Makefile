@@ -70,7 +70,7 @@ vet: $(TFLITE_MK)
 STATICCHECK := .deps/staticcheck
 $(STATICCHECK): go.mod
 	@mkdir -p $(@D)
-	CGO_ENABLED=0 $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
+	CGO_ENABLED=0 GOFLAGS= $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 
 lint: vet $(STATICCHECK)
 	@test -z "$$(gofmt -l $(GODIRS))" || { gofmt -l $(GODIRS); exit 1; }
