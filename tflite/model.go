@@ -1,5 +1,12 @@
 // Package tflite runs TensorFlow Lite models through the TFLite C API, over
-// github.com/mattn/go-tflite. It is the only cgo package of edgeinfer.
+// github.com/mattn/go-tflite. It is one of edgeinfer's two cgo leaf packages
+// (the other is edge/jpegturbo).
+//
+// When the TensorFlow Lite library has the XNNPACK delegate (the fast
+// engine, scripts/tflite-xnnpack.sh), interpreters hand the model to it
+// unless Options.NoXNNPACK says otherwise, and report how many nodes it
+// took; with Debian's prebuilt library they run TensorFlow Lite's own
+// kernels. XNNPACK says which the process has.
 //
 // It loads models with a reason when TensorFlow Lite refuses one, inspects
 // tensors, converts pixels into any of the usual input types, dequantises

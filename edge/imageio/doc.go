@@ -14,4 +14,8 @@
 // Resize and Resizer convert any image.Image into the packed, row-major
 // HWC uint8 layout that TensorFlow Lite image models consume, using the same
 // bilinear sampling convention as TensorFlow's tf.image.resize.
+//
+// Preprocessor does both for one worker, keeping its memory between
+// frames: an upright JPEG is decoded and resized by libjpeg-turbo and the
+// same integer arithmetic in one C call, with no allocation per frame.
 package imageio

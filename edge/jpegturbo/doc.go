@@ -1,7 +1,8 @@
 // Package jpegturbo decodes JPEG images with libjpeg-turbo's TurboJPEG C
 // API, scaled in the DCT domain: a 1080p camera frame headed for a 224x224
 // model input is decoded straight to 480x270, at a fraction of the cost of
-// decoding it whole.
+// decoding it whole. DecodeResized goes on to resize that into the model's
+// input in the same C call, into memory the Decoder keeps.
 //
 // It is a small cgo leaf. It uses only the TurboJPEG 2.x functions
 // (tjDecompressHeader3, tjDecompress2, tjGetErrorStr2, tjGetErrorCode),
