@@ -19,6 +19,9 @@ type Options struct {
 	// NoXNNPACK keeps the XNNPACK delegate out even when the library has
 	// it, so TensorFlow Lite's own kernels run every node.
 	NoXNNPACK bool
+
+	// weights is the pool's shared XNNPACK weights cache, if any.
+	weights unsafe.Pointer
 }
 
 // Interpreter runs one model. It is not safe for concurrent use (neither
@@ -78,7 +81,7 @@ func (m *Model) newInterpreter(opts Options) (*Interpreter, error) {
 	var dg delegates
 	if !opts.NoXNNPACK && XNNPACK() {
 		var err error
-		if dg, err = addXNNPACK(o, max(opts.Threads, 1)); err != nil {
+		if dg, err = addXNNPACK(o, max(opts.Threads, 1), opts.weights); err != nil {
 			m.release()
 			return nil, err
 		}

@@ -9,9 +9,10 @@ import (
 // Pool lends interpreters of one model to one caller at a time, so that
 // concurrent requests run in parallel without ever sharing an interpreter.
 type Pool struct {
-	model *Model
-	free  chan *Interpreter
-	all   []*Interpreter
+	model   *Model
+	free    chan *Interpreter
+	all     []*Interpreter
+	weights weightsCache // deleted after all
 
 	mu     sync.RWMutex // held for reading while an interpreter is lent
 	closed bool
@@ -21,6 +22,10 @@ type Pool struct {
 func NewPool(m *Model, n int, opts Options) (*Pool, error) {
 	n = max(n, 1)
 	p := &Pool{model: m, free: make(chan *Interpreter, n)}
+	if !opts.NoXNNPACK {
+		p.weights = newWeightsCache()
+		opts.weights = p.weights.c
+	}
 	for range n {
 		it, err := m.NewInterpreter(opts)
 		if err != nil {
@@ -29,6 +34,10 @@ func NewPool(m *Model, n int, opts Options) (*Pool, error) {
 		}
 		p.all = append(p.all, it)
 		p.free <- it
+	}
+	if err := p.weights.finalize(); err != nil {
+		p.closeAll()
+		return nil, err
 	}
 	return p, nil
 }
@@ -76,6 +85,7 @@ func (p *Pool) closeAll() {
 		it.Close()
 	}
 	p.all = nil
+	p.weights.free()
 }
 
 // Delegation says which delegate runs the model on the pool's

@@ -197,3 +197,50 @@ func TestXNNPACKSameAnswers(t *testing.T) {
 		t.Logf("%d detections compared", kept)
 	})
 }
+
+// TestPoolSharesWeights: a pool's interpreters share one XNNPACK weights
+// cache, and each answers exactly as an interpreter with its own weights.
+func TestPoolSharesWeights(t *testing.T) {
+	requireXNNPACK(t)
+	m := loadFile(t, mobilenetPath)
+	l := imageio.Layout{Width: 224, Height: 224, Channels: 3}
+	pixels := preprocess(t, "../models/mobilenet-v1-quant/samples/peacock.png", l)
+	scores := func(it *Interpreter) []float32 {
+		if err := it.SetPixels(pixels, Normalization{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := it.Invoke(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := it.Scores(0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	alone, err := m.NewInterpreter(Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := scores(alone)
+	alone.Close()
+
+	p, err := NewPool(m, 3, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.weights.c == nil {
+		t.Error("the pool has no shared weights cache")
+	}
+	for i, it := range p.all {
+		if got := scores(it); !equalFloats(got, want) {
+			t.Errorf("interpreter %d of the pool answers differently from one with its own weights", i)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p.weights.c != nil {
+		t.Error("weights cache not freed by Close")
+	}
+}
