@@ -30,7 +30,7 @@ $(PREBUILT_MK): scripts/tflite-env.sh scripts/tflite-sysroot.sh
 
 GOENV = $(TFLITE_ENV)
 
-.PHONY: all build engine models run test test-short race fuzz bench lint vet clean sysroot
+.PHONY: all build engine models run test test-short race asan fuzz bench lint vet clean sysroot
 
 all: build
 
@@ -77,9 +77,18 @@ lint: vet $(STATICCHECK)
 	$(GOENV) $(STATICCHECK) $(PKGS)
 
 # Everything: unit and integration tests with the race detector, on the
-# real TensorFlow Lite library and the real models.
+# real TensorFlow Lite library and the real models; then the packages with
+# C code under AddressSanitizer.
 test: build models lint
 	$(GOENV) EDGEINFER_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) -s asan
+
+# The cgo packages and their callers under AddressSanitizer (our C code is
+# instrumented, the libraries are not) and LeakSanitizer: a C allocation
+# left unfreed fails the run. scripts/lsan.supp lists the libraries' own.
+ASAN_PKGS := ./tflite/ ./edge/jpegturbo/ ./edge/imageio/ ./edge/classify/
+asan: $(TFLITE_MK) models
+	$(GOENV) LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp $(GO) test -asan -count=1 $(ASAN_PKGS)
 
 test-short: build models
 	$(GOENV) EDGEINFER_BIN=$(CURDIR)/$(BIN) $(GO) test -short -count=1 $(PKGS)

@@ -87,9 +87,17 @@ if [[ $kind == prebuilt ]]; then
   "$here/scripts/tflite-sysroot.sh" "$arch" "$R"
 fi
 L=$R/usr/lib/$triplet
+# The compiler as one executable: go test -asan runs "$CC --version", which
+# a command with arguments defeats.
+wrapper=$here/.deps/cc-$arch-$kind
+mkdir -p "$here/.deps"
+printf '#!/bin/sh\n# Written by scripts/tflite-env.sh: %s against the %s sysroot.\nexec %s --sysroot=%s -B%s "$@"\n' \
+  "$cc" "$kind" "$cc" "$R" "$L" >"$wrapper.tmp"
+chmod +x "$wrapper.tmp"
+mv "$wrapper.tmp" "$wrapper"
 echo "TFLITE_KIND := $kind $R"
 # External linking for every binary, tests of pure-Go packages included:
 # Go's internal linker would pair the sysroot-compiled runtime/cgo (sid's
 # glibc) with the host's dynamic linker and glibc, which aborts with
 # "stack smashing detected" (seen with -race and with go-built tools).
-echo "TFLITE_ENV := GOFLAGS=-ldflags=-linkmode=external CGO_ENABLED=1 GOARCH=$( [[ $arch == armhf ]] && echo arm GOARM=7 || echo "${arch}") CC=\"$cc --sysroot=$R -B$L\" CGO_LDFLAGS=\"-L$L -Wl,--disable-new-dtags -Wl,-rpath,$L -Wl,--dynamic-linker=$L/$loader\""
+echo "TFLITE_ENV := GOFLAGS=-ldflags=-linkmode=external CGO_ENABLED=1 GOARCH=$( [[ $arch == armhf ]] && echo arm GOARM=7 || echo "${arch}") CC=$wrapper CGO_LDFLAGS=\"-L$L -Wl,--disable-new-dtags -Wl,-rpath,$L -Wl,--dynamic-linker=$L/$loader\""
