@@ -33,7 +33,7 @@ type Recorder struct {
 	recent    ring[edge.Result]
 	errors    ring[edge.Rejection]
 	stages    [5]ring[float64] // decode, preprocess, inference, postprocess, total (ms)
-	ends      ring[time.Time]  // end times of recent results, for the rate
+	perSecond rateCounter      // results per second over the last rateWindow
 	counts    Counts
 }
 
@@ -49,7 +49,7 @@ func NewRecorder(now func() time.Time) *Recorder {
 	if now == nil {
 		now = time.Now
 	}
-	r := &Recorder{now: now, recent: newRing[edge.Result](recentResults), errors: newRing[edge.Rejection](recentErrors), ends: newRing[time.Time](latencyWindow)}
+	r := &Recorder{now: now, recent: newRing[edge.Result](recentResults), errors: newRing[edge.Rejection](recentErrors)}
 	for i := range r.stages {
 		r.stages[i] = newRing[float64](latencyWindow)
 	}
@@ -79,7 +79,7 @@ func (r *Recorder) Publish(e pipeline.Event) {
 	for i, d := range []edge.Millis{t.Decode, t.Preprocess, t.Inference, t.Postprocess, t.Total} {
 		r.stages[i].add(d.Ms())
 	}
-	r.ends.add(r.now())
+	r.perSecond.add(r.now())
 }
 
 // LastFrame returns the last classified frame and its content type.
@@ -108,23 +108,30 @@ type Snapshot struct {
 }
 
 // Snapshot copies the current state; recent items come newest first.
+// Only the copying holds the lock: sorting for the percentiles happens
+// after, so a status request does not hold up publishing.
 func (r *Recorder) Snapshot() Snapshot {
+	var stages [5][]float64
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	s := Snapshot{Recent: r.recent.newestFirst(), Errors: r.errors.newestFirst(), Counts: r.counts}
 	if r.counts.Classified > 0 {
 		last := r.last
 		s.Last = &last
 	}
+	for i := range stages {
+		stages[i] = r.stages[i].newestFirst()
+	}
+	s.FPS = r.perSecond.rate(r.now())
+	r.mu.Unlock()
+
 	for i, name := range []string{"decode", "preprocess", "inference", "postprocess", "total"} {
-		v := r.stages[i].newestFirst()
+		v := stages[i]
 		if len(v) == 0 {
 			continue
 		}
 		slices.Sort(v)
 		s.Latency = append(s.Latency, Latency{Stage: name, P50: pct(v, 50), P95: pct(v, 95), P99: pct(v, 99)})
 	}
-	s.FPS = rate(r.ends.newestFirst(), r.now(), 10*time.Second)
 	return s
 }
 
@@ -134,16 +141,41 @@ func pct(sorted []float64, p int) float64 {
 	return sorted[max(i-1, 0)]
 }
 
-// rate counts the times within window before now, per second.
-func rate(newestFirst []time.Time, now time.Time, window time.Duration) float64 {
-	n := 0
-	for _, t := range newestFirst {
-		if now.Sub(t) > window {
-			break
-		}
-		n++
+// The results-per-second figure averages over rateWindow, counted in
+// rateTick buckets: fixed memory whatever the rate, exact to a tick.
+const (
+	rateWindow = 10 * time.Second
+	rateTick   = 100 * time.Millisecond
+	rateTicks  = int64(rateWindow / rateTick)
+)
+
+// rateCounter counts events per tick for the last rateWindow.
+type rateCounter struct {
+	buckets [rateTicks]struct {
+		tick int64 // the tick (Unix time / rateTick) the count belongs to
+		n    uint64
 	}
-	return float64(n) / window.Seconds()
+}
+
+func (c *rateCounter) add(t time.Time) {
+	tick := t.UnixNano() / int64(rateTick)
+	b := &c.buckets[tick%rateTicks]
+	if b.tick != tick {
+		b.tick, b.n = tick, 0
+	}
+	b.n++
+}
+
+// rate is the events per second over the rateWindow up to now.
+func (c *rateCounter) rate(now time.Time) float64 {
+	tick := now.UnixNano() / int64(rateTick)
+	var n uint64
+	for _, b := range c.buckets {
+		if age := tick - b.tick; age >= 0 && age < rateTicks {
+			n += b.n
+		}
+	}
+	return float64(n) / rateWindow.Seconds()
 }
 
 func sniff(b []byte) string {

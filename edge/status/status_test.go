@@ -60,6 +60,25 @@ func TestRecorder(t *testing.T) {
 	}
 }
 
+// TestRateAboveLatencyWindow: the results-per-second figure is not capped
+// by the latency rings' size (1000 results in 10 s used to read 100/s at
+// most), and results older than the window stop counting.
+func TestRateAboveLatencyWindow(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewRecorder(func() time.Time { return now })
+	for i := range 3000 { // 300 a second for 10 s
+		now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second / 300)
+		r.Publish(pipeline.Event{Result: edge.Result{FrameID: uint64(i)}})
+	}
+	if s := r.Snapshot(); s.FPS != 300 {
+		t.Errorf("fps %v, want 300", s.FPS)
+	}
+	now = now.Add(5 * time.Second)
+	if s := r.Snapshot(); s.FPS != 150 {
+		t.Errorf("fps 5 s later %v, want 150 (the last 5 s of results)", s.FPS)
+	}
+}
+
 func TestRingWraps(t *testing.T) {
 	r := newRing[int](3)
 	for i := 1; i <= 7; i++ {
