@@ -165,12 +165,19 @@ replays:
 	resumed := time.Now()
 	eventually(t, 10*time.Second, "WATCHDOG=1 after the stall", func() bool { return n.count("WATCHDOG=1", resumed) >= 2 })
 
-	// Reload: RELOADING=1, then READY=1 again.
+	// Reload to another model: RELOADING=1, then READY=1 again with a
+	// status line naming the new model.
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(cfg, absPath(t, mnistDir), absPath(t, mobilenetDir), 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	before := time.Now()
 	reload <- struct{}{}
 	eventually(t, 20*time.Second, "RELOADING=1 then READY=1", func() bool {
 		return n.count("RELOADING=1", before) == 1 && n.count("READY=1", before) >= 1
 	})
+	if n.count("STATUS=serving mobilenet-v1-quant", before) != 1 {
+		t.Error("the status line after the reload does not name the new model")
+	}
 
 	stopAt := time.Now()
 	cancel()

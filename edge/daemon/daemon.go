@@ -376,7 +376,8 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	d.opts.Notifier.Reloading()
-	defer d.opts.Notifier.Ready(d.statusLine())
+	// The status line names the model in use after the reload, not before.
+	defer func() { d.opts.Notifier.Ready(d.statusLine()) }()
 	err := d.reloadModel(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
