@@ -14,6 +14,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgeinfer/edgeinfer/edge/source"
 )
 
 // Sentinel errors.
@@ -146,7 +148,7 @@ func New(cfg Config, deviceID string, cls Classifier, reg prometheus.Registerer,
 		now:    time.Now,
 		since:  time.Now(),
 		ready:  make(chan struct{}, 1),
-		broker: redactURL(cfg.Broker),
+		broker: source.RedactURL(cfg.Broker),
 	}
 	c.log = log.With("broker", c.broker, "client_id", cfg.ClientID)
 	if cfg.Password != "" {

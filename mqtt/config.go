@@ -1,9 +1,6 @@
 package mqtt
 
 import (
-	"net/url"
-	"strings"
-
 	"github.com/edgeinfer/edgeinfer/edge/config"
 )
 
@@ -42,15 +39,3 @@ const (
 
 // checkTopicPart reports why s cannot be a part of a topic name.
 func checkTopicPart(s string) error { return config.CheckTopicPart(s) }
-
-// redactURL hides the password of a broker URL.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		if strings.Contains(raw, "@") {
-			return "(unparsable URL)"
-		}
-		return raw
-	}
-	return u.Redacted()
-}

@@ -27,6 +27,7 @@ func TestConfigValidate(t *testing.T) {
 		}},
 		{name: "unknown scheme", cfg: Config{Broker: "mqtt://h:1883"}, want: []string{`broker: "mqtt://h:1883" is not tcp://, ssl://, ws://, wss:// or "embedded"`}},
 		{name: "bare host", cfg: Config{Broker: "broker.lan"}, want: []string{`broker: "broker.lan" is not tcp://`}},
+		{name: "scheme-less with password", cfg: Config{Broker: "u:s3cret@h:1883"}, want: []string{`broker: "xxxxx@h:1883" is not tcp://`}},
 		{name: "no port", cfg: Config{Broker: "tcp://broker.lan"}, want: []string{`broker: "tcp://broker.lan" has no port (tcp://broker.lan:1883)`}},
 		{name: "no host", cfg: Config{Broker: "tcp://:1883"}, want: []string{"broker: \"tcp://:1883\" has no host"}},
 		{name: "password twice", cfg: Config{Broker: "tcp://u:p@h:1", Username: "u", Password: "q"}, want: []string{"password: set both here and in the broker URL"}},

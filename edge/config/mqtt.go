@@ -203,11 +203,11 @@ func (c MQTT) Validate() error {
 		scheme = u.Scheme
 		switch {
 		case !slices.Contains([]string{"tcp", "ssl", "ws", "wss"}, u.Scheme):
-			add("broker", `%q is not tcp://, ssl://, ws://, wss:// or %q`, u.Redacted(), MQTTBrokerEmbedded)
+			add("broker", `%q is not tcp://, ssl://, ws://, wss:// or %q`, source.RedactURL(c.Broker), MQTTBrokerEmbedded)
 		case u.Hostname() == "":
-			add("broker", "%q has no host", u.Redacted())
+			add("broker", "%q has no host", source.RedactURL(c.Broker))
 		case (u.Scheme == "tcp" || u.Scheme == "ssl") && u.Port() == "":
-			add("broker", "%q has no port (%s://%s:%d)", u.Redacted(), u.Scheme, u.Hostname(), map[string]int{"tcp": 1883, "ssl": 8883}[u.Scheme])
+			add("broker", "%q has no port (%s://%s:%d)", source.RedactURL(c.Broker), u.Scheme, u.Hostname(), map[string]int{"tcp": 1883, "ssl": 8883}[u.Scheme])
 		}
 		if _, ok := u.User.Password(); ok && c.Password != "" {
 			add("password", "set both here and in the broker URL")

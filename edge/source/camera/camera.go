@@ -321,7 +321,7 @@ func (c *Camera) scrub(s string) string {
 	if err != nil {
 		return s
 	}
-	s = strings.ReplaceAll(s, c.cfg.URL, u.Redacted())
+	s = strings.ReplaceAll(s, c.cfg.URL, source.RedactURL(c.cfg.URL))
 	if pw, ok := u.User.Password(); ok && pw != "" {
 		s = strings.ReplaceAll(s, pw, "xxxxx")
 	}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/edgeinfer/edgeinfer/edge/source"
 )
 
 // Presets: which capture command Argv builds.
@@ -114,7 +116,7 @@ func (c Config) Validate() error {
 		if c.URL == "" {
 			add("url", "required with preset %q", PresetRTSP)
 		} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
-			add("url", "%q is not an rtsp:// URL", redact(c.URL))
+			add("url", "%q is not an rtsp:// URL", source.RedactURL(c.URL))
 		}
 	case PresetCommand:
 		if len(c.Command) == 0 || c.Command[0] == "" {
@@ -174,14 +176,4 @@ func (c Config) Argv() []string {
 		}
 		return append(argv, "-i", c.Device, "-c:v", "copy", "-f", "mjpeg", "-")
 	}
-}
-
-// redact hides the password of a URL, which must not reach logs or the
-// status page.
-func redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return rawURL
-	}
-	return u.Redacted()
 }
