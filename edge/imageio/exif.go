@@ -16,19 +16,23 @@ func jpegOrientation(b []byte) int {
 }
 
 // jpegHeaders walks a JPEG stream's segments up to the first scan and
-// returns the EXIF orientation (as jpegOrientation) and the marker of the
-// first start-of-frame segment (0xc0 baseline, 0xc1 extended, 0xc2
-// progressive, 0xc9 arithmetic, ...), or 0 if none precedes the scan.
-func jpegHeaders(b []byte) (orientation int, sof byte) {
+// returns the EXIF orientation (as jpegOrientation) and whether the stream
+// has exactly one start-of-frame segment before it that image/jpeg would
+// accept: baseline, extended or progressive Huffman coding, and a frame
+// header passing image/jpeg's checks (goFrameOK). libjpeg-turbo decodes
+// more (arithmetic coding, repeated component identifiers, 3x sampling);
+// the fast path uses it only where image/jpeg would not refuse, so the
+// images accepted do not depend on the path or the build.
+func jpegHeaders(b []byte) (orientation int, frameOK bool) {
 	orientation = 1
 	if len(b) < 4 || b[0] != 0xff || b[1] != 0xd8 {
-		return orientation, 0
+		return orientation, false
 	}
-	exif := false
+	exif, frames := false, 0
 	i := 2
 	for i+4 <= len(b) {
 		if b[i] != 0xff {
-			return orientation, sof // Lost marker sync; metadata beyond here is untrustworthy.
+			return orientation, false // Lost marker sync; metadata beyond here is untrustworthy.
 		}
 		m := b[i+1]
 		if m == 0xff {
@@ -40,23 +44,70 @@ func jpegHeaders(b []byte) (orientation int, sof byte) {
 		case m == 0x01 || m == 0xd8 || (m >= 0xd0 && m <= 0xd7):
 			continue // Markers without a length field.
 		case m == 0xda || m == 0xd9:
-			return orientation, sof // Metadata must precede the first scan.
+			return orientation, frameOK && frames == 1 // Metadata must precede the first scan.
 		}
 		n := int(b[i])<<8 | int(b[i+1]) // Includes the two length bytes.
 		if n < 2 || n > len(b)-i {
-			return orientation, sof
+			return orientation, false
 		}
 		seg := b[i+2 : i+n]
 		switch {
 		case m == 0xe1 && !exif && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00":
 			exif = true
 			orientation = tiffOrientation(seg[6:])
-		case sof == 0 && m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
-			sof = m // 0xc4 DHT, 0xc8 JPG, 0xcc DAC are not frames.
+		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
+			// 0xc4 DHT, 0xc8 JPG, 0xcc DAC are not frames.
+			frames++
+			frameOK = m <= 0xc2 && goFrameOK(seg)
 		}
 		i += n
 	}
-	return orientation, sof
+	return orientation, false
+}
+
+// goFrameOK applies image/jpeg's checks of a frame header (processSOF in
+// image/jpeg/reader.go): 8-bit precision, 1, 3 or 4 components with
+// distinct identifiers, quantisation tables 0 to 3, and the sampling
+// factors it supports.
+func goFrameOK(seg []byte) bool {
+	var nComp int
+	switch len(seg) {
+	case 6 + 3*1, 6 + 3*3, 6 + 3*4:
+		nComp = (len(seg) - 6) / 3
+	default:
+		return false
+	}
+	if seg[0] != 8 || int(seg[5]) != nComp {
+		return false
+	}
+	var ids, hs, vs [4]int
+	for k := range nComp {
+		c := seg[6+3*k:]
+		ids[k] = int(c[0])
+		for j := range k {
+			if ids[j] == ids[k] {
+				return false
+			}
+		}
+		if c[2] > 3 {
+			return false
+		}
+		h, v := int(c[1]>>4), int(c[1]&0x0f)
+		if h < 1 || h > 4 || v < 1 || v > 4 || h == 3 || v == 3 {
+			return false
+		}
+		hs[k], vs[k] = h, v
+		switch {
+		case nComp == 3 && k == 0 && v == 4,
+			nComp == 3 && k == 1 && (hs[0]%h != 0 || vs[0]%v != 0),
+			nComp == 3 && k == 2 && (hs[1] != h || vs[1] != v),
+			nComp == 4 && k == 0 && c[1] != 0x11 && c[1] != 0x22,
+			nComp == 4 && (k == 1 || k == 2) && c[1] != 0x11,
+			nComp == 4 && k == 3 && (hs[0] != h || vs[0] != v):
+			return false
+		}
+	}
+	return true
 }
 
 // tiffOrientation reads tag 0x0112 from IFD0 of a TIFF structure.

@@ -69,7 +69,7 @@ type jpegState struct {
 // EXIF rotation is decoded scaled, turned upright, then resized in Go, with
 // the same result as DecodeFor and Resize.
 func (s *jpegState) preprocess(dst, data []byte, lim Limits, l Layout, r *Resizer) (decode, resize time.Duration, ok bool) {
-	if len(data) < 2 || data[0] != 0xff || data[1] != 0xd8 {
+	if sniff(data) != "jpeg" || int64(len(data)) > lim.maxBytes() {
 		return 0, 0, false
 	}
 	if s.dec == nil {
@@ -80,15 +80,14 @@ func (s *jpegState) preprocess(dst, data []byte, lim Limits, l Layout, r *Resize
 		s.dec = d
 	}
 	start := time.Now()
-	w, h, _, cs, err := s.dec.Header(data)
-	if err != nil || cs == jpegturbo.ColorspaceCMYK || cs == jpegturbo.ColorspaceYCCK || !fastJPEG(data, lim, w, h) {
+	// Header refuses a zero size; DecodeResized and DecodeScaled refuse
+	// CMYK and YCCK, which image/jpeg decodes on the general path.
+	w, h, _, _, err := s.dec.Header(data)
+	if err != nil || int64(w)*int64(h) > lim.maxPixels() {
 		return 0, 0, false
 	}
-	// Only the frame types image/jpeg decodes too (baseline, extended,
-	// progressive Huffman), so that the images accepted do not depend on
-	// the path taken or on the build.
-	o, sof := jpegHeaders(data)
-	if sof < 0xc0 || sof > 0xc2 {
+	o, frameOK := jpegHeaders(data)
+	if !frameOK {
 		return 0, 0, false
 	}
 	if o == 1 {

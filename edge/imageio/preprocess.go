@@ -37,6 +37,9 @@ type Preprocessed struct {
 // writes it resized into dst, which must hold exactly Layout.Len() bytes.
 func (p *Preprocessor) Preprocess(dst, data []byte) (Preprocessed, error) {
 	var out Preprocessed
+	if err := p.Layout.check(); err != nil {
+		return out, err
+	}
 	if len(dst) != p.Layout.Len() {
 		return out, fmt.Errorf("imageio: destination holds %d bytes, layout %dx%dx%d needs %d",
 			len(dst), p.Layout.Width, p.Layout.Height, p.Layout.Channels, p.Layout.Len())
@@ -64,11 +67,3 @@ func (p *Preprocessor) Preprocess(dst, data []byte) (Preprocessed, error) {
 // collected. It stays usable after Close: the next JPEG makes a new
 // decompressor.
 func (p *Preprocessor) Close() { p.jpeg.close() }
-
-// fastJPEG reports whether data is a JPEG whose declared size the limits
-// allow: the condition for jpegState's fast path, which otherwise leaves the
-// verdict (and its error) to DecodeFor.
-func fastJPEG(data []byte, lim Limits, w, h int) bool {
-	return sniff(data) == "jpeg" && int64(len(data)) <= lim.maxBytes() &&
-		w > 0 && h > 0 && int64(w)*int64(h) <= lim.maxPixels()
-}

@@ -30,8 +30,19 @@ func TestPreprocessMatchesDecodeFor(t *testing.T) {
 	badDHT := bytes.Clone(good)
 	dht := bytes.Index(badDHT, []byte{0xff, 0xc4})
 	badDHT[dht+2], badDHT[dht+3] = 0xff, 0xf0
+	sof := bytes.Index(good, []byte{0xff, 0xc0}) + 4 // the frame header's body
 	noComponents := bytes.Clone(good)
-	noComponents[bytes.Index(noComponents, []byte{0xff, 0xc0})+9] = 0
+	noComponents[sof+5] = 0
+	// Frame headers libjpeg-turbo may take and image/jpeg refuses: the
+	// same identifier for every component, in the frame and in the scan;
+	// luma sampled 3x horizontally.
+	repeatedIDs := bytes.Clone(good)
+	for k := range 3 {
+		repeatedIDs[sof+6+3*k] = 1
+		repeatedIDs[sos+5+2*k] = 1
+	}
+	threeX := bytes.Clone(good)
+	threeX[sof+7] = 0x31
 	// Plain CMYK: the YCCK sample with the Adobe transform flag cleared.
 	cmyk := bytes.Clone(readTestdata(t, "ycck.jpg"))
 	adobe := bytes.Index(cmyk, []byte("Adobe"))
@@ -43,6 +54,8 @@ func TestPreprocessMatchesDecodeFor(t *testing.T) {
 		{"corrupt marker in the scan", badMarker},
 		{"corrupt DHT length", badDHT},
 		{"no components", noComponents},
+		{"repeated component identifiers", repeatedIDs},
+		{"3x luma sampling", threeX},
 		{"cmyk", cmyk},
 		{"640x480", encodeJPEG(t, photo(640, 480, 1), 90)},
 		{"1920x1080", encodeJPEG(t, photo(1920, 1080, 2), 85)},
@@ -62,7 +75,9 @@ func TestPreprocessMatchesDecodeFor(t *testing.T) {
 			data []byte
 		}{tc.name, tc.data})
 	}
-	for _, l := range []Layout{{224, 224, 3}, {28, 28, 1}} {
+	// A layout that is not square shows whether a rotated JPEG's wish was
+	// turned with it.
+	for _, l := range []Layout{{224, 224, 3}, {28, 28, 1}, {300, 150, 3}} {
 		// One Preprocessor for every input in turn, as a worker has: the
 		// state left by one image (or one failure) must not leak into the
 		// next.
@@ -110,6 +125,13 @@ func TestPreprocessLimits(t *testing.T) {
 	}
 	if _, err := p.Preprocess(dst[:10], data); err == nil {
 		t.Error("short destination accepted")
+	}
+	// A layout no model has is refused before anything is decoded.
+	for _, bad := range []Layout{{}, {224, 224, 2}, {-1, 224, 3}} {
+		p := Preprocessor{Layout: bad}
+		if _, err := p.Preprocess(make([]byte, max(bad.Len(), 0)), data); err == nil {
+			t.Errorf("layout %v accepted", bad)
+		}
 	}
 }
 
