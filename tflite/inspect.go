@@ -44,7 +44,7 @@ type Info struct {
 // only known then; Edge TPU models cannot allocate without the
 // accelerator, so they report the shapes stored in the model.
 func (m *Model) Inspect() (Info, error) {
-	it, err := m.newInterpreter(Options{Threads: 1, NoXNNPACK: true})
+	it, err := m.newInterpreter(Options{Threads: 1, NoXNNPACK: true}, weightsCache{})
 	if err != nil {
 		return Info{}, err
 	}
@@ -55,9 +55,10 @@ func (m *Model) Inspect() (Info, error) {
 	return m.info(it), nil
 }
 
-// Info describes the model from one of the pool's interpreters, whose
-// tensors are allocated already: no extra interpreter is built.
-func (p *Pool) Info() Info { return p.model.info(p.all[0]) }
+// Info describes the model, as read from the pool's first interpreter when
+// the pool was made (its tensors were allocated already: no extra
+// interpreter is built). It stays valid after Close.
+func (p *Pool) Info() Info { return p.info }
 
 func (m *Model) info(it *Interpreter) Info {
 	info := Info{SHA256: m.sha256, SizeBytes: m.size, NeedsEdgeTPU: m.edge}

@@ -19,9 +19,6 @@ type Options struct {
 	// NoXNNPACK keeps the XNNPACK delegate out even when the library has
 	// it, so TensorFlow Lite's own kernels run every node.
 	NoXNNPACK bool
-
-	// weights is the pool's shared XNNPACK weights cache, if any.
-	weights unsafe.Pointer
 }
 
 // Interpreter runs one model. It is not safe for concurrent use (neither
@@ -42,10 +39,16 @@ type Interpreter struct {
 
 // NewInterpreter makes an interpreter for m and allocates its tensors.
 func (m *Model) NewInterpreter(opts Options) (*Interpreter, error) {
+	return m.newAllocated(opts, weightsCache{})
+}
+
+// newAllocated is NewInterpreter with XNNPACK's packed weights kept in wc
+// (a pool's shared cache) when it is not the zero value.
+func (m *Model) newAllocated(opts Options, wc weightsCache) (*Interpreter, error) {
 	if m.edge {
 		return nil, fmt.Errorf("tflite: %w", ErrEdgeTPU)
 	}
-	it, err := m.newInterpreter(opts)
+	it, err := m.newInterpreter(opts, wc)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +66,7 @@ func (m *Model) NewInterpreter(opts Options) (*Interpreter, error) {
 
 // newInterpreter creates an interpreter without allocating tensors, which
 // is enough to read tensor names, types and shapes.
-func (m *Model) newInterpreter(opts Options) (*Interpreter, error) {
+func (m *Model) newInterpreter(opts Options, wc weightsCache) (*Interpreter, error) {
 	if err := m.acquire(); err != nil {
 		return nil, err
 	}
@@ -81,7 +84,7 @@ func (m *Model) newInterpreter(opts Options) (*Interpreter, error) {
 	var dg delegates
 	if !opts.NoXNNPACK && XNNPACK() {
 		var err error
-		if dg, err = addXNNPACK(o, max(opts.Threads, 1), opts.weights); err != nil {
+		if dg, err = addXNNPACK(o, max(opts.Threads, 1), wc.c); err != nil {
 			m.release()
 			return nil, err
 		}

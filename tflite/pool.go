@@ -14,6 +14,12 @@ type Pool struct {
 	all     []*Interpreter
 	weights weightsCache // deleted after all
 
+	// Fixed when the pool is made (all interpreters are alike), so that
+	// status requests read no C memory and work after Close.
+	size       int
+	info       Info
+	delegation Delegation
+
 	mu     sync.RWMutex // held for reading while an interpreter is lent
 	closed bool
 }
@@ -24,10 +30,9 @@ func NewPool(m *Model, n int, opts Options) (*Pool, error) {
 	p := &Pool{model: m, free: make(chan *Interpreter, n)}
 	if !opts.NoXNNPACK {
 		p.weights = newWeightsCache()
-		opts.weights = p.weights.c
 	}
 	for range n {
-		it, err := m.NewInterpreter(opts)
+		it, err := m.newAllocated(opts, p.weights)
 		if err != nil {
 			p.closeAll()
 			return nil, err
@@ -39,11 +44,12 @@ func NewPool(m *Model, n int, opts Options) (*Pool, error) {
 		p.closeAll()
 		return nil, err
 	}
+	p.size, p.info, p.delegation = n, m.info(p.all[0]), p.all[0].Delegation()
 	return p, nil
 }
 
 // Size is the number of interpreters in the pool.
-func (p *Pool) Size() int { return len(p.all) }
+func (p *Pool) Size() int { return p.size }
 
 // Model is the model the pool runs.
 func (p *Pool) Model() *Model { return p.model }
@@ -90,4 +96,4 @@ func (p *Pool) closeAll() {
 
 // Delegation says which delegate runs the model on the pool's
 // interpreters (all are made alike).
-func (p *Pool) Delegation() Delegation { return p.all[0].Delegation() }
+func (p *Pool) Delegation() Delegation { return p.delegation }

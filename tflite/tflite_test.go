@@ -527,3 +527,24 @@ func TestPixelLUTIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolDescribesAfterClose: what a pool reports about its model (asked
+// by status requests at any time) is fixed when it is made and still there
+// after Close, which empties the pool.
+func TestPoolDescribesAfterClose(t *testing.T) {
+	m := loadFile(t, mobilenetPath)
+	p, err := NewPool(m, 2, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, dg := p.Info(), p.Delegation()
+	if p.Size() != 2 || len(info.Inputs) != 1 || info.Task != TaskClassification || dg.Delegate == "" {
+		t.Fatalf("pool: size %d, info %+v, delegation %+v", p.Size(), info, dg)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Size() != 2 || p.Info().Task != info.Task || p.Delegation() != dg {
+		t.Errorf("after Close: size %d, info %+v, delegation %+v", p.Size(), p.Info(), p.Delegation())
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/edgeinfer/edgeinfer/edge/imageio"
@@ -26,11 +28,14 @@ func requireXNNPACK(t *testing.T) {
 
 func TestEngineName(t *testing.T) {
 	name := EngineName()
-	if want := "tensorflow-lite " + Version(); name != want && name != want+" +xnnpack" {
+	if !regexp.MustCompile(`^tensorflow-lite \d+\.\d+\.\d+( \+xnnpack)?$`).MatchString(name) {
 		t.Errorf("EngineName() = %q", name)
 	}
-	if XNNPACK() != (name == "tensorflow-lite "+Version()+" +xnnpack") {
+	if XNNPACK() != strings.HasSuffix(name, " +xnnpack") {
 		t.Errorf("EngineName() = %q but XNNPACK() = %v", name, XNNPACK())
+	}
+	if os.Getenv("EDGEINFER_REQUIRE_XNNPACK") == "1" && !XNNPACK() {
+		t.Errorf("EDGEINFER_REQUIRE_XNNPACK=1 but the engine is %q", name)
 	}
 }
 
