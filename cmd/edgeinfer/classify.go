@@ -42,6 +42,9 @@ the exit status is 1.`,
 			opts.TopK, opts.Threads = v.GetInt("top"), v.GetInt("threads")
 			opts.Threshold = float32(v.GetFloat64("threshold"))
 			opts.NoXNNPACK = !v.GetBool("xnnpack")
+			// One image at a time: one interpreter, a thread per core
+			// unless --threads says otherwise (engineShape).
+			opts.Interpreters = 1
 			opts.Limits = imageio.Limits{MaxPixels: v.GetInt64("max-pixels"), MaxBytes: v.GetInt64("max-bytes")}
 			asJSON, deviceID = v.GetBool("json"), v.GetString("device-id")
 			if opts.Model == "" {

@@ -120,7 +120,7 @@ replays:
 	defer cancel()
 	d, err := daemon.New(ctx, daemon.Options{
 		ConfigPath: cfgPath, Loader: loader, Notifier: systemd.NewNotifier(nil),
-		Version: "test", Engine: "tensorflow-lite " + tflite.Version(),
+		Version: "test", Engine: tflite.EngineName(),
 	})
 	if err != nil {
 		t.Fatal(err)

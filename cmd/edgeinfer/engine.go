@@ -20,8 +20,8 @@ import (
 type engineOptions struct {
 	Model        string // folder with model.yaml, a manifest, or a .tflite file
 	Labels       string // overrides the manifest's labels
-	Threads      int    // per interpreter; 0: one per core, at most 4
-	Interpreters int    // 0: 1
+	Threads      int    // per interpreter; 0: see engineShape
+	Interpreters int    // 0: see engineShape
 	NoXNNPACK    bool   // keep the XNNPACK delegate out
 	TopK         int
 	Threshold    float32
@@ -76,13 +76,11 @@ func (lm *loadedModel) init(opts engineOptions) error {
 	if m.NeedsEdgeTPU() {
 		return fmt.Errorf("model %s: %w", man.Name, tflite.ErrEdgeTPU)
 	}
-	lm.Threads = opts.Threads
-	if lm.Threads <= 0 {
-		lm.Threads = min(runtime.NumCPU(), 4)
-	}
+	interpreters, threads := engineShape(opts.Interpreters, opts.Threads, runtime.NumCPU())
+	lm.Threads = threads
 	lm.LoadedAt = time.Now()
 	var err error
-	if lm.Pool, err = tflite.NewPool(m, opts.Interpreters, tflite.Options{Threads: lm.Threads, NoXNNPACK: opts.NoXNNPACK}); err != nil {
+	if lm.Pool, err = tflite.NewPool(m, interpreters, tflite.Options{Threads: threads, NoXNNPACK: opts.NoXNNPACK}); err != nil {
 		return err
 	}
 	// The pool's interpreters have their tensors allocated: describe the

@@ -162,10 +162,12 @@ func TestEngineShape(t *testing.T) {
 		{config.Config{Engine: config.Engine{Interpreters: 2}}, 4, 2, 2},
 		{config.Config{Engine: config.Engine{Threads: 3}}, 4, 1, 3},
 		{config.Config{Engine: config.Engine{Threads: 2}}, 4, 2, 2},
+		{config.Config{Engine: config.Engine{Interpreters: 1}}, 2, 1, 2}, // the CLI's request
+		{config.Config{Engine: config.Engine{Interpreters: 1}}, 8, 1, 4},
 		{config.Config{Engine: config.Engine{Interpreters: 3, Threads: 2}}, 2, 3, 2},
 	}
 	for _, c := range cases {
-		i, th := engineShape(&c.cfg, c.cores)
+		i, th := engineShape(c.cfg.Engine.Interpreters, c.cfg.Engine.Threads, c.cores)
 		if i != c.interp || th != c.thrd {
 			t.Errorf("engineShape(%+v, %d cores) = %d x %d, want %d x %d", c.cfg.Engine, c.cores, i, th, c.interp, c.thrd)
 		}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 
@@ -103,11 +102,11 @@ func runDaemon(ctx context.Context, path string, cmd *cobra.Command, stderr io.W
 // 87 and 93 for 1 x 2, whose two threads stall whenever a decode takes one
 // of their cores. A single request waits longer (mobilenet Invoke 14.5 ms
 // against 7.6 ms), which is why the CLI, classifying one image at a time,
-// keeps 1 x cores. A thread count alone spreads the cores over that many
-// threads per interpreter.
-func engineShape(cfg *config.Config, cores int) (interpreters, threads int) {
+// keeps 1 x cores (it asks for 1 interpreter). A thread count alone spreads
+// the cores over that many threads per interpreter. Both the CLI and the
+// daemon resolve their shape here (openModel).
+func engineShape(interpreters, threads, cores int) (int, int) {
 	cores = min(max(cores, 1), 4)
-	interpreters, threads = cfg.Engine.Interpreters, cfg.Engine.Threads
 	switch {
 	case interpreters == 0 && threads == 0:
 		return cores, 1
@@ -121,12 +120,11 @@ func engineShape(cfg *config.Config, cores int) (interpreters, threads int) {
 
 // loadTFLite is the daemon's Loader over TensorFlow Lite.
 func loadTFLite(ctx context.Context, cfg *config.Config) (daemon.Model, error) {
-	interpreters, threads := engineShape(cfg, runtime.NumCPU())
 	lm, err := openModel(engineOptions{
 		Model:        cfg.Model,
 		Labels:       cfg.Labels,
-		Threads:      threads,
-		Interpreters: interpreters,
+		Threads:      cfg.Engine.Threads,
+		Interpreters: cfg.Engine.Interpreters,
 		NoXNNPACK:    !cfg.Engine.XNNPACK,
 		TopK:         cfg.Classify.Top,
 		Threshold:    float32(cfg.Classify.Threshold),

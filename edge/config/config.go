@@ -64,7 +64,8 @@ type Config struct {
 // Engine configures inference.
 type Engine struct {
 	// Threads per interpreter and Interpreters in parallel; 0 lets the
-	// daemon pick from the core count and whether there are live sources.
+	// daemon pick from the core count: one single-threaded interpreter per
+	// core, at most 4 (cmd/edgeinfer's engineShape).
 	Threads      int `mapstructure:"threads"`
 	Interpreters int `mapstructure:"interpreters"`
 	// XNNPACK hands the model to the XNNPACK delegate when the TensorFlow
