@@ -146,7 +146,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		DeviceID:     cfg.DeviceID,
 		MaxQueue:     cfg.HTTP.MaxQueue,
 		StallTimeout: cfg.Watchdog.StallTimeout,
-		Workers:      pipelineWorkers(m.Status().Interpreters, m.Status().Threads, runtime.NumCPU()),
+		Workers:      pipeline.WorkersFor(m.Status().Interpreters, m.Status().Threads, runtime.NumCPU()),
 	}, d.model, sinks, pipeline.NewMetrics(d.registry), d.log)
 	d.registry.MustRegister(pipeline.NewSourceCollector(d.pipeline.Sources))
 	if err := d.addSources(); err != nil {
@@ -264,12 +264,6 @@ func (d *Daemon) Addr() net.Addr {
 	}
 	return d.listener.Addr()
 }
-
-// Config returns the configuration in use.
-func (d *Daemon) Config() config.Config { return d.cfg }
-
-// Pipeline returns the pipeline, for sinks and sources wired in later.
-func (d *Daemon) Pipeline() *pipeline.Pipeline { return d.pipeline }
 
 // Run serves until ctx ends, reloading on every receive from reload, then
 // shuts down in order: HTTP (finishing requests in flight), sources and
@@ -494,18 +488,4 @@ func (l logSink) Publish(e pipeline.Event) {
 		return
 	}
 	l.log.Warn("frame not classified", "source", e.Frame.Source, "request_id", e.Frame.RequestID, "frame_id", e.Frame.ID, "err", e.Err)
-}
-
-// pipelineWorkers is how many frames the pipeline works on at once. One
-// more than interpreters decodes the next frame while the current ones are
-// inferred, which pays only when inference leaves a core idle: when the
-// interpreters' threads already cover the cores, the extra decoding thread
-// time-slices with them and costs more than it overlaps (make bench, 2
-// cores, XNNPACK: 2 interpreters x 1 thread classify 123/s with 2 workers
-// against 106/s with 3; 1 x 2 threads, 110/s against 95/s).
-func pipelineWorkers(interpreters, threads, cores int) int {
-	if interpreters*threads < cores {
-		return interpreters + 1
-	}
-	return interpreters
 }

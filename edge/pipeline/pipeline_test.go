@@ -316,3 +316,18 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("rejected %v, classified %v; want 1 and 3", rejected, classified)
 	}
 }
+
+func TestWorkersFor(t *testing.T) {
+	for _, c := range []struct{ interpreters, threads, cores, want int }{
+		{2, 1, 2, 2}, // the cores are covered: no extra decoder
+		{1, 2, 2, 1},
+		{1, 1, 2, 2}, // a core would be idle: decode the next frame on it
+		{4, 1, 4, 4},
+		{1, 1, 1, 1},
+		{3, 2, 2, 3},
+	} {
+		if got := WorkersFor(c.interpreters, c.threads, c.cores); got != c.want {
+			t.Errorf("WorkersFor(%d, %d, %d) = %d, want %d", c.interpreters, c.threads, c.cores, got, c.want)
+		}
+	}
+}

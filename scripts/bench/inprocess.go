@@ -18,6 +18,7 @@ import (
 	"github.com/edgeinfer/edgeinfer/edge/classify"
 	"github.com/edgeinfer/edgeinfer/edge/imageio"
 	"github.com/edgeinfer/edgeinfer/edge/model"
+	"github.com/edgeinfer/edgeinfer/edge/pipeline"
 	"github.com/edgeinfer/edgeinfer/tflite"
 )
 
@@ -254,13 +255,8 @@ func printInProcess(modelDir string, jpg []byte, n int, window time.Duration) (m
 		if err != nil {
 			return nil, err
 		}
-		// As many workers as the daemon's pipeline runs (see
-		// pipelineWorkers in edge/daemon): one more than interpreters only
-		// when they leave a core idle.
-		workers := s.interpreters
-		if s.interpreters*s.threads < runtime.NumCPU() {
-			workers++
-		}
+		// As many workers as the daemon's pipeline runs.
+		workers := pipeline.WorkersFor(s.interpreters, s.threads, runtime.NumCPU())
 		rate, err := throughput(workers, window, func() error {
 			_, err := c.Classify(context.Background(), jpg)
 			return err
