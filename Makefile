@@ -9,7 +9,6 @@ PKGS    := ./...
 GODIRS   = $(wildcard cmd edge tflite mqtt systemd scripts)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 30s
-TFLITE_MODULE := github.com/mattn/go-tflite@v1.0.1
 
 # How to link TensorFlow Lite: the system's library, else the fast engine
 # (XNNPACK, built from Debian's sources by scripts/tflite-xnnpack.sh and
@@ -30,7 +29,7 @@ $(PREBUILT_MK): scripts/tflite-env.sh scripts/tflite-sysroot.sh
 
 GOENV = $(TFLITE_ENV)
 
-.PHONY: all build engine models run test test-short race asan fuzz bench lint vet clean sysroot
+.PHONY: all build engine models run test test-short asan fuzz bench lint vet clean sysroot
 
 all: build
 

@@ -73,14 +73,20 @@ kind=prebuilt
 if [[ $mode == auto || $mode == xnnpack ]]; then
   rc=0
   R=$("$here/scripts/tflite-xnnpack.sh" "$arch") || rc=$?
-  if [[ $rc == 0 ]]; then
-    kind=xnnpack
-  elif [[ $mode == xnnpack ]]; then
-    echo "tflite-env: EDGEINFER_TFLITE=xnnpack but the XNNPACK engine cannot be built here (see above)" >&2
-    exit 1
-  else
-    echo "tflite-env: the fast engine (XNNPACK) is not available; using Debian's prebuilt TensorFlow Lite (about 3x slower, see make bench). Run 'make engine' as root with debootstrap installed to build it." >&2
-  fi
+  # tflite-xnnpack.sh exits 3 when it cannot build here (not root, no
+  # debootstrap), anything else non-zero when a build failed.
+  case $rc in
+    0) kind=xnnpack ;;
+    *) if [[ $mode == xnnpack ]]; then
+         echo "tflite-env: EDGEINFER_TFLITE=xnnpack but the XNNPACK engine is not there (see above)" >&2
+         exit 1
+       fi
+       if [[ $rc == 3 ]]; then
+         echo "tflite-env: the fast engine (XNNPACK) is not available; using Debian's prebuilt TensorFlow Lite (about 3x slower, see make bench). Run 'make engine' as root with debootstrap installed to build it." >&2
+       else
+         echo "tflite-env: building the fast engine (XNNPACK) FAILED (see above and its logs); using Debian's prebuilt TensorFlow Lite for now (about 3x slower). Fix the cause and run 'make engine'." >&2
+       fi ;;
+  esac
 fi
 if [[ $kind == prebuilt ]]; then
   R=$here/.deps/sysroot-$arch
@@ -91,7 +97,7 @@ L=$R/usr/lib/$triplet
 # a command with arguments defeats.
 wrapper=$here/.deps/cc-$arch-$kind
 mkdir -p "$here/.deps"
-printf '#!/bin/sh\n# Written by scripts/tflite-env.sh: %s against the %s sysroot.\nexec %s --sysroot=%s -B%s "$@"\n' \
+printf '#!/bin/sh\n# Written by scripts/tflite-env.sh: %s against the %s sysroot.\nexec %q --sysroot=%q -B%q "$@"\n' \
   "$cc" "$kind" "$cc" "$R" "$L" >"$wrapper.tmp"
 chmod +x "$wrapper.tmp"
 mv "$wrapper.tmp" "$wrapper"

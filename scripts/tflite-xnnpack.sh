@@ -174,8 +174,10 @@ in_chroot ninja -C /build/out tensorflow-lite >"$dir/ninja.log" 2>&1 || {
   tail -n 30 "$dir/ninja.log" >&2; log "ninja failed (log: $dir/ninja.log)"; exit 1; }
 
 L=$root/usr/lib/$triplet
-built=$(cd "$root/build/out" && ls libtensorflow-lite.so* | sort -V | tail -n1)
-[[ -n $built ]] || { log "no libtensorflow-lite.so produced"; exit 1; }
+shopt -s nullglob
+libs=("$root"/build/out/libtensorflow-lite.so.*)
+[[ ${#libs[@]} -gt 0 ]] || { log "no libtensorflow-lite.so produced"; exit 1; }
+built=$(basename "$(printf '%s\n' "${libs[@]}" | sort -V | tail -n1)")
 # (grep -c reads everything: grep -q would end nm with SIGPIPE under pipefail)
 if [[ $(nm -D --defined-only "$root/build/out/$built" | grep -c ' TfLiteXNNPackDelegateCreate$') != 1 ]]; then
   log "built library does not export TfLiteXNNPackDelegateCreate"; exit 1

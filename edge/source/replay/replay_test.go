@@ -155,10 +155,7 @@ func TestSingleFile(t *testing.T) {
 	s := newSource(t, Config{Path: filepath.Join(dir, "frame.raw"), FPS: 1000})
 	rec := sourcetest.NewLiveRecorder(t)
 	stop := run(t, s, rec)
-	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.Frames()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	sourcetest.WaitFor(t, "two frames", func() bool { return len(rec.Frames()) >= 2 })
 	stop()
 	for _, f := range rec.Frames() {
 		if f.RequestID != "frame.raw" || string(f.Data) != "bytes" {
