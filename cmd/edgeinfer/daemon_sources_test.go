@@ -114,6 +114,13 @@ func TestDaemonCameraFFmpeg(t *testing.T) {
 	if r := metric(t, d.base, `edgeinfer_source_restarts_total{kind="camera",source="cam0"}`); r < 1 {
 		t.Errorf("restarts metric %v", r)
 	}
+	// The source names itself once per log line (a repeated key is a
+	// duplicate field in JSON logs).
+	for _, line := range strings.Split(d.log(), "\n") {
+		if strings.Contains(line, "capture command started") && strings.Count(line, " source=") != 1 {
+			t.Errorf("log line names the source %d times: %s", strings.Count(line, " source="), line)
+		}
+	}
 }
 
 func TestDaemonFolderExactlyOnceAcrossRestart(t *testing.T) {

@@ -204,33 +204,27 @@ func loadConfig(path string, fs *pflag.FlagSet) (config.Config, error) {
 }
 
 func (d *Daemon) addSources() error {
-	for _, c := range d.cfg.Cameras {
-		s, err := camera.New(c, d.log.With("source", c.Name))
-		if err != nil {
-			return err
-		}
-		d.pipeline.AddSource(s)
+	if err := addAll(d.pipeline, d.cfg.Cameras, camera.New, d.log); err != nil {
+		return err
 	}
-	for _, c := range d.cfg.Folders {
-		s, err := folder.New(c, d.log.With("source", c.Name))
-		if err != nil {
-			return err
-		}
-		d.pipeline.AddSource(s)
+	if err := addAll(d.pipeline, d.cfg.Folders, folder.New, d.log); err != nil {
+		return err
 	}
-	for _, c := range d.cfg.Snapshots {
-		s, err := snapshot.New(c, d.log.With("source", c.Name))
-		if err != nil {
-			return err
-		}
-		d.pipeline.AddSource(s)
+	if err := addAll(d.pipeline, d.cfg.Snapshots, snapshot.New, d.log); err != nil {
+		return err
 	}
-	for _, c := range d.cfg.Replays {
-		s, err := replay.New(c, d.log.With("source", c.Name))
+	return addAll(d.pipeline, d.cfg.Replays, replay.New, d.log)
+}
+
+// addAll makes a source of each configuration and adds it to p. Each
+// source names itself in its log lines.
+func addAll[C any, S pipeline.Source](p *pipeline.Pipeline, cfgs []C, newSource func(C, *slog.Logger) (S, error), log *slog.Logger) error {
+	for _, c := range cfgs {
+		s, err := newSource(c, log)
 		if err != nil {
 			return err
 		}
-		d.pipeline.AddSource(s)
+		p.AddSource(s)
 	}
 	return nil
 }
