@@ -1,8 +1,11 @@
 package classify
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"image"
+	"image/jpeg"
 	"math"
 	"slices"
 	"testing"
@@ -143,5 +146,47 @@ func TestNewRejectsBadLayout(t *testing.T) {
 	}
 	if _, err := New(nil, Config{Layout: imageio.Layout{Width: 2, Height: 2, Channels: 3}}); err == nil {
 		t.Error("nil engine accepted")
+	}
+}
+
+// TestClassifyJPEG: a JPEG goes through the Preprocessor's fast path (one
+// pooled per worker); the engine gets exactly Preprocess's pixels, every
+// time, and the result reports decode time.
+func TestClassifyJPEG(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 13)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	l := imageio.Layout{Width: 8, Height: 6, Channels: 3}
+	c, err := New(echoEngine{n: l.Len()}, Config{Layout: l, TopK: l.Len()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := imageio.Preprocessor{Layout: l}
+	defer p.Close()
+	want := make([]byte, l.Len())
+	if _, err := p.Preprocess(want, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		res, err := c.Classify(context.Background(), buf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Predictions) != l.Len() {
+			t.Fatalf("%d predictions, want %d", len(res.Predictions), l.Len())
+		}
+		for _, pr := range res.Predictions {
+			if pr.Score != float32(want[pr.Index])/255 {
+				t.Fatalf("score of input %d is %v, Preprocess gave %d", pr.Index, pr.Score, want[pr.Index])
+			}
+		}
+		if res.Timings.Decode <= 0 {
+			t.Errorf("decode time %v", res.Timings.Decode)
+		}
 	}
 }
