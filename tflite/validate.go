@@ -72,7 +72,8 @@ func (fb flatbuf) checkSubgraph(sg, nOpcodes, nBuffers int) error {
 			}
 		}
 	}
-	for field, name := range map[int]string{1: "inputs", 2: "outputs"} {
+	for _, tl := range tensorLists {
+		field, name := tl.field, tl.name
 		idx, err := fb.ints(sg, field, false)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -95,7 +96,8 @@ func (fb flatbuf) checkSubgraph(sg, nOpcodes, nBuffers int) error {
 		if int(code) >= nOpcodes {
 			return fmt.Errorf("operator %d: opcode %d of %d", i, code, nOpcodes)
 		}
-		for field, name := range map[int]string{1: "inputs", 2: "outputs"} {
+		for _, tl := range tensorLists {
+			field, name := tl.field, tl.name
 			idx, err := fb.ints(op, field, true)
 			if err != nil {
 				return fmt.Errorf("operator %d %s: %w", i, name, err)
@@ -255,3 +257,11 @@ func (fb flatbuf) ints(pos, i int, optional bool) ([]int32, error) {
 	}
 	return out, nil
 }
+
+// tensorLists are the fields of a subgraph and of an operator that list
+// tensor indices. Checked in this order, so that the first problem
+// reported is always the same one (a map ranged in random order).
+var tensorLists = [...]struct {
+	field int
+	name  string
+}{{1, "inputs"}, {2, "outputs"}}
