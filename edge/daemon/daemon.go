@@ -418,6 +418,7 @@ func restartOnlyChanges(old, cur config.Config) []string {
 		{"folders", old.Folders, cur.Folders},
 		{"snapshots", old.Snapshots, cur.Snapshots},
 		{"replays", old.Replays, cur.Replays},
+		{"mqtt", old.MQTT, cur.MQTT},
 	} {
 		if !reflect.DeepEqual(c.a, c.b) {
 			keys = append(keys, c.key)
