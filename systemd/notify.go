@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -21,6 +22,9 @@ import (
 // Notifier sends sd_notify messages.
 type Notifier struct {
 	log *slog.Logger
+
+	mu     sync.Mutex
+	status string // the last status line set, shown again after a stall
 }
 
 // NewNotifier returns a Notifier; log may be nil.
@@ -38,7 +42,10 @@ func (n *Notifier) send(state string) {
 }
 
 // Ready says the daemon serves, with a status line.
-func (n *Notifier) Ready(status string) { n.send("READY=1\nSTATUS=" + status) }
+func (n *Notifier) Ready(status string) {
+	n.setStatus(status)
+	n.send("READY=1\nSTATUS=" + status)
+}
 
 // Reloading says a reload started. MONOTONIC_USEC lets systemd (253 and
 // later, Type=notify-reload) match it with the READY=1 that follows.
@@ -47,15 +54,32 @@ func (n *Notifier) Reloading() {
 }
 
 // Status sets the one-line status systemctl shows.
-func (n *Notifier) Status(status string) { n.send("STATUS=" + status) }
+func (n *Notifier) Status(status string) {
+	n.setStatus(status)
+	n.send("STATUS=" + status)
+}
+
+func (n *Notifier) setStatus(status string) {
+	n.mu.Lock()
+	n.status = status
+	n.mu.Unlock()
+}
+
+func (n *Notifier) lastStatus() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.status
+}
 
 // Stopping says shutdown began.
 func (n *Notifier) Stopping() { n.send("STOPPING=1") }
 
 // Watchdog sends WATCHDOG=1 at half the interval systemd asked for
 // (WATCHDOG_USEC), but only while healthy returns nil; when it does not,
-// the keep-alives stop and systemd's watchdog restarts the service. It
-// returns when ctx ends, at once if the watchdog is not enabled.
+// the keep-alives stop, the status line says why, and systemd's watchdog
+// restarts the service. If progress resumes first, the keep-alives and
+// the status line from before the stall come back. It returns when ctx
+// ends, at once if the watchdog is not enabled.
 func (n *Notifier) Watchdog(ctx context.Context, healthy func() error) {
 	interval, err := daemon.SdWatchdogEnabled(false)
 	if err != nil || interval <= 0 {
@@ -73,13 +97,14 @@ func (n *Notifier) Watchdog(ctx context.Context, healthy func() error) {
 		if err := healthy(); err != nil {
 			if !stalled {
 				n.log.Error("pipeline stalled: withholding the watchdog keep-alive", "err", err)
-				n.Status("stalled: " + err.Error())
+				n.send("STATUS=stalled: " + err.Error())
 			}
 			stalled = true
 			continue
 		}
 		if stalled {
 			n.log.Info("pipeline progressing again")
+			n.send("STATUS=" + n.lastStatus())
 			stalled = false
 		}
 		n.send("WATCHDOG=1")

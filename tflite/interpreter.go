@@ -28,6 +28,7 @@ type Interpreter struct {
 	it    *gotflite.Interpreter
 	log   errLog
 	dg    delegates // deleted after it
+	inv   *invoker  // runs Invoke; stopped before it is deleted
 	in    *gotflite.Tensor
 	outs  []*gotflite.Tensor
 
@@ -58,6 +59,10 @@ func (m *Model) newAllocated(opts Options, wc weightsCache) (*Interpreter, error
 		return nil, fmt.Errorf("tflite: allocate tensors: %w: %s", ErrInvalidModel, msg)
 	}
 	if err := it.bindTensors(); err != nil {
+		it.Close()
+		return nil, err
+	}
+	if it.inv, err = newInvoker(it.it); err != nil {
 		it.Close()
 		return nil, err
 	}
@@ -178,9 +183,14 @@ func (i *Interpreter) SetPixels(pixels []byte, norm Normalization) error {
 	return nil
 }
 
-// Invoke runs the model on the current input.
+// Invoke runs the model on the current input, on the interpreter's own
+// inference thread (see invoker).
 func (i *Interpreter) Invoke() error {
-	if s := i.it.Invoke(); s != gotflite.OK { // never compare with gotflite.Error: it equals OK
+	s, err := i.inv.invoke()
+	if err != nil {
+		return err
+	}
+	if s != gotflite.OK { // never compare with gotflite.Error: it equals OK
 		return fmt.Errorf("tflite: invoke: %s", nonEmpty(i.log.take(), s.String()))
 	}
 	return nil
@@ -228,10 +238,11 @@ func (i *Interpreter) Close() {
 	if i.it == nil {
 		return
 	}
+	i.inv.free()
 	i.it.Delete()
 	i.dg.free() // the interpreter may use its delegates until deleted
 	i.log.free()
-	i.it, i.in, i.outs = nil, nil, nil
+	i.it, i.inv, i.in, i.outs = nil, nil, nil, nil
 	i.model.release()
 }
 
