@@ -33,7 +33,8 @@ the exit status is 1.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, images []string) error {
 			// Flags not given on the command line may come from the
-			// environment (EDGEINFER_MODEL, EDGEINFER_THREADS, ...).
+			// environment (EDGEINFER_MODEL, EDGEINFER_THREADS, ...) or
+			// from the daemon's variables (EDGEINFER_ENGINE_THREADS, ...).
 			v, err := flagsWithEnv(cmd)
 			if err != nil {
 				return err
@@ -98,14 +99,37 @@ the exit status is 1.`,
 	return cmd
 }
 
+// daemonEnv names, for the classify flags that have a daemon setting, the
+// environment variable that sets it for the daemon (config key, dots as
+// underscores), so that the CLI run in the service's environment behaves
+// like the service.
+var daemonEnv = map[string]string{
+	"threads":    "EDGEINFER_ENGINE_THREADS",
+	"xnnpack":    "EDGEINFER_ENGINE_XNNPACK",
+	"top":        "EDGEINFER_CLASSIFY_TOP",
+	"threshold":  "EDGEINFER_CLASSIFY_THRESHOLD",
+	"max-pixels": "EDGEINFER_LIMITS_MAX_PIXELS",
+	"max-bytes":  "EDGEINFER_LIMITS_MAX_IMAGE_BYTES",
+}
+
 // flagsWithEnv returns a viper instance over the command's flags in which
 // a flag left unset takes its value from EDGEINFER_<FLAG> (dashes as
-// underscores).
+// underscores), or else from the daemon's variable for the same setting
+// (daemonEnv).
 func flagsWithEnv(cmd *cobra.Command) (*viper.Viper, error) {
 	v := viper.New()
 	v.SetEnvPrefix("EDGEINFER")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	v.AutomaticEnv()
+	for flag, env := range daemonEnv {
+		if cmd.Flags().Lookup(flag) == nil {
+			continue
+		}
+		own := "EDGEINFER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+		if err := v.BindEnv(flag, own, env); err != nil {
+			return nil, err
+		}
+	}
 	if err := v.BindPFlags(cmd.Flags()); err != nil {
 		return nil, err
 	}

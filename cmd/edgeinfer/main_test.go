@@ -399,4 +399,29 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("flag did not override the environment: %s", r.stderr)
 	}
+	// The daemon's names for the same settings work too; the CLI's own
+	// name wins over them, and a flag over both.
+	img := filepath.Join(mnistDir, "samples", "3.png")
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want int
+	}{
+		{[]string{"EDGEINFER_CLASSIFY_TOP=3"}, nil, 3},
+		{[]string{"EDGEINFER_CLASSIFY_TOP=3", "EDGEINFER_TOP=1"}, nil, 1},
+		{[]string{"EDGEINFER_CLASSIFY_TOP=3"}, []string{"--top", "4"}, 4},
+	} {
+		args := append([]string{"classify", "--json", "--model", mnistDir}, tc.args...)
+		r = runCLIEnv(t, tc.env, append(args, img)...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.env, r.code, r.stderr)
+		}
+		if res := decodeResults(t, r.stdout); len(res) != 1 || len(res[0].Predictions) != tc.want {
+			t.Errorf("%v %v: %d predictions, want %d", tc.env, tc.args, len(res[0].Predictions), tc.want)
+		}
+	}
+	r = runCLIEnv(t, []string{"EDGEINFER_LIMITS_MAX_IMAGE_BYTES=100"}, "classify", "--model", mnistDir, img)
+	if r.code == 0 || !strings.Contains(r.stderr, "100") {
+		t.Errorf("EDGEINFER_LIMITS_MAX_IMAGE_BYTES=100 did not limit the image: exit %d %q", r.code, r.stderr)
+	}
 }
