@@ -29,6 +29,9 @@ type Interpreter struct {
 	log   errLog
 	dg    delegates // deleted after it
 	inv   *invoker  // runs Invoke; stopped before it is deleted
+	// refused is why the XNNPACK delegate could not take the model, when
+	// the interpreter fell back to TensorFlow Lite's own kernels.
+	refused string
 	in    *gotflite.Tensor
 	outs  []*gotflite.Tensor
 
@@ -70,15 +73,42 @@ func (m *Model) newAllocated(opts Options, wc weightsCache) (*Interpreter, error
 }
 
 // newInterpreter creates an interpreter without allocating tensors, which
-// is enough to read tensor names, types and shapes.
+// is enough to read tensor names, types and shapes. If the XNNPACK
+// delegate makes creation fail (TensorFlow Lite gives up on the whole
+// interpreter when a delegate fails to prepare), it tries again on
+// TensorFlow Lite's own kernels and records why in the Delegation.
 func (m *Model) newInterpreter(opts Options, wc weightsCache) (*Interpreter, error) {
 	if err := m.acquire(); err != nil {
 		return nil, err
 	}
+	xnnpack := !opts.NoXNNPACK && XNNPACK()
+	it, refused, err := m.create(opts, wc, xnnpack)
+	if it == nil && err == nil && xnnpack {
+		var msg string
+		if it, msg, err = m.create(opts, wc, false); it == nil && err == nil {
+			refused = msg // the model's own fault, told without the delegate's
+		}
+	}
+	if it == nil && err == nil {
+		err = fmt.Errorf("tflite: create interpreter: %w: %s", ErrInvalidModel, nonEmpty(refused, "no reason given"))
+	}
+	if err != nil {
+		m.release()
+		return nil, err
+	}
+	if xnnpack && it.dg.xnn == nil {
+		it.refused = nonEmpty(refused, "no reason given")
+	}
+	return it, nil
+}
+
+// create makes one interpreter, with the XNNPACK delegate or without. When
+// TensorFlow Lite will not create it, it returns nil and TensorFlow Lite's
+// message; err is for everything else.
+func (m *Model) create(opts Options, wc weightsCache, xnnpack bool) (*Interpreter, string, error) {
 	o := gotflite.NewInterpreterOptions()
 	if o == nil {
-		m.release()
-		return nil, errors.New("tflite: cannot create interpreter options")
+		return nil, "", errors.New("tflite: cannot create interpreter options")
 	}
 	// The options may be deleted once the interpreter exists (c_api.h);
 	// the error log may not: the interpreter reports into it for life.
@@ -87,11 +117,10 @@ func (m *Model) newInterpreter(opts Options, wc weightsCache) (*Interpreter, err
 		o.SetNumThread(opts.Threads)
 	}
 	var dg delegates
-	if !opts.NoXNNPACK && XNNPACK() {
+	if xnnpack {
 		var err error
 		if dg, err = addXNNPACK(o, max(opts.Threads, 1), wc.c); err != nil {
-			m.release()
-			return nil, err
+			return nil, "", err
 		}
 	}
 	log := newErrLog()
@@ -101,15 +130,18 @@ func (m *Model) newInterpreter(opts Options, wc weightsCache) (*Interpreter, err
 		msg := log.take()
 		log.free()
 		dg.free()
-		m.release()
-		return nil, fmt.Errorf("tflite: create interpreter: %w: %s", ErrInvalidModel, msg)
+		return nil, msg, nil
 	}
-	return &Interpreter{model: m, it: it, log: log, dg: dg}, nil
+	return &Interpreter{model: m, it: it, log: log, dg: dg}, "", nil
 }
 
 // Delegation says which delegate runs the model's nodes on this
 // interpreter, and how many of them.
-func (i *Interpreter) Delegation() Delegation { return i.dg.delegation() }
+func (i *Interpreter) Delegation() Delegation {
+	d := i.dg.delegation()
+	d.Refused = i.refused
+	return d
+}
 
 func (i *Interpreter) bindTensors() error {
 	if n := i.it.GetInputTensorCount(); n != 1 {

@@ -39,6 +39,9 @@ func NewPool(m *Model, n int, opts Options) (*Pool, error) {
 		}
 		p.all = append(p.all, it)
 		p.free <- it
+		if it.refused != "" {
+			opts.NoXNNPACK = true // the others would be refused the same way
+		}
 	}
 	if err := p.weights.finalize(); err != nil {
 		p.closeAll()

@@ -202,11 +202,18 @@ type Delegation struct {
 	// Total.
 	Nodes int `json:"nodes"`
 	Total int `json:"total"`
+	// Refused is TensorFlow Lite's reason when the XNNPACK delegate failed
+	// on the model and the interpreter fell back to its own kernels.
+	Refused string `json:"refused,omitempty"`
 }
 
-// String reads "xnnpack (29 of 31 nodes)" or "cpu".
+// String reads "xnnpack (29 of 31 nodes)", "cpu", or "cpu (xnnpack
+// refused the model: reason)".
 func (d Delegation) String() string {
 	if d.Delegate == "" || d.Delegate == "cpu" {
+		if d.Refused != "" {
+			return "cpu (xnnpack refused the model: " + d.Refused + ")"
+		}
 		return "cpu"
 	}
 	return fmt.Sprintf("%s (%d of %d nodes)", d.Delegate, d.Nodes, d.Total)

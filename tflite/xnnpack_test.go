@@ -249,3 +249,67 @@ func TestPoolSharesWeights(t *testing.T) {
 		t.Error("weights cache not freed by Close")
 	}
 }
+
+// TestXNNPACKRefusedFallsBack: when the delegate fails on a model, the
+// interpreter runs on TensorFlow Lite's own kernels instead of failing,
+// and says why. The failure is a real one of the library: XNNPACK cannot
+// pack a second model's weights into a weights cache already finalized
+// for a first model.
+func TestXNNPACKRefusedFallsBack(t *testing.T) {
+	requireXNNPACK(t)
+	mobilenet, ssd := loadFile(t, mobilenetPath), loadFile(t, ssdPath)
+	wc := newWeightsCache()
+	defer wc.free()
+	first, err := mobilenet.newAllocated(Options{Threads: 1}, wc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := wc.finalize(); err != nil {
+		t.Fatal(err)
+	}
+
+	it, err := ssd.newAllocated(Options{Threads: 1}, wc)
+	if err != nil {
+		t.Fatalf("no fallback to TensorFlow Lite's kernels: %v", err)
+	}
+	defer it.Close()
+	d := it.Delegation()
+	if d.Delegate != "cpu" || !strings.Contains(d.Refused, "XNNPACK") ||
+		!strings.HasPrefix(d.String(), "cpu (xnnpack refused the model: ") {
+		t.Errorf("delegation %+v, String %q", d, d)
+	}
+
+	// It answers exactly like an interpreter made without the delegate.
+	plain, err := ssd.NewInterpreter(Options{Threads: 1, NoXNNPACK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if d := plain.Delegation(); d.Refused != "" || d.String() != "cpu" {
+		t.Errorf("without the delegate: %+v", d)
+	}
+	l := imageio.Layout{Width: 300, Height: 300, Channels: 3}
+	pixels := preprocess(t, "../models/ssd-mobilenet-v1-quant/samples/example.jpg", l)
+	for _, x := range []*Interpreter{it, plain} {
+		if err := x.SetPixels(pixels, Normalization{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.Invoke(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := range it.outs {
+		a, err := it.Scores(k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := plain.Scores(k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalFloats(a, b) {
+			t.Errorf("output %d differs from the plain interpreter's", k)
+		}
+	}
+}
