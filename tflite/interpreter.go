@@ -32,8 +32,8 @@ type Interpreter struct {
 	// refused is why the XNNPACK delegate could not take the model, when
 	// the interpreter fell back to TensorFlow Lite's own kernels.
 	refused string
-	in    *gotflite.Tensor
-	outs  []*gotflite.Tensor
+	in      *gotflite.Tensor
+	outs    []*gotflite.Tensor
 
 	// lut caches the pixel conversion for the last Normalization used.
 	lut     pixelLUT
