@@ -86,17 +86,19 @@ test: build models lint
 # instrumented, the libraries are not) and LeakSanitizer: a C allocation
 # left unfreed fails the run. scripts/lsan.supp lists the libraries' own.
 ASAN_PKGS := ./tflite/ ./edge/jpegturbo/ ./edge/imageio/ ./edge/classify/
+ASAN_ENV := LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp
 asan: $(TFLITE_MK) models
-	$(GOENV) LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp $(GO) test -asan -count=1 $(ASAN_PKGS)
+	$(GOENV) $(ASAN_ENV) $(GO) test -asan -count=1 $(ASAN_PKGS)
 
 test-short: build models
 	$(GOENV) EDGEINFER_BIN=$(CURDIR)/$(BIN) $(GO) test -short -count=1 $(PKGS)
 
-# Each fuzz target for FUZZTIME (default 30s).
+# Each fuzz target for FUZZTIME (default 30s); the ones that reach C code
+# (libjpeg-turbo, TensorFlow Lite's model verifier) under AddressSanitizer.
 fuzz: build models
 	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./edge/imageio/
-	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzDecodeScaled$$' -fuzztime=$(FUZZTIME) ./edge/jpegturbo/
-	$(GOENV) $(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./tflite/
+	$(GOENV) $(ASAN_ENV) $(GO) test -asan -run='^$$' -fuzz='^FuzzDecodeScaled$$' -fuzztime=$(FUZZTIME) ./edge/jpegturbo/
+	$(GOENV) $(ASAN_ENV) $(GO) test -asan -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./tflite/
 
 # Speed and memory figures, in one run. With the fast engine, the bench is
 # also built against the prebuilt library to compare the two.
