@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgeinfer/edgeinfer/edge"
 	"github.com/edgeinfer/edgeinfer/edge/source"
 )
 
@@ -31,26 +32,6 @@ const (
 	Online  = "online"
 	Offline = "offline"
 )
-
-// Status is the client's state for the status page.
-type Status struct {
-	// Broker is the broker URL with any password redacted.
-	Broker string `json:"broker"`
-	// Connected reports a live connection; Since is when it last changed.
-	Connected bool      `json:"connected"`
-	Since     time.Time `json:"since"`
-	// LastError is the most recent connection or publish failure.
-	LastError string `json:"last_error,omitempty"`
-	// Buffered counts predictions and errors not yet acknowledged by the
-	// broker; Published those acknowledged; Dropped those given up
-	// (buffer full, oldest first, or left over at shutdown). Every event
-	// handed to Publish is in exactly one of the three.
-	Buffered  int    `json:"buffered"`
-	Published uint64 `json:"published"`
-	Dropped   uint64 `json:"dropped"`
-	// Reconnects counts connections after the first.
-	Reconnects uint64 `json:"reconnects"`
-}
 
 // Client publishes results to an MQTT broker and takes classify requests
 // from it. Create it with New, run it with Run; Publish and Status are
@@ -330,10 +311,10 @@ func (c *Client) redact(s string) string {
 }
 
 // Status returns the client's current state.
-func (c *Client) Status() Status {
+func (c *Client) Status() edge.BrokerStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Status{
+	return edge.BrokerStatus{
 		Broker:     c.broker,
 		Connected:  c.connected,
 		Since:      c.since,

@@ -10,7 +10,6 @@ import (
 
 	"github.com/edgeinfer/edgeinfer/edge/config"
 	"github.com/edgeinfer/edgeinfer/edge/daemon"
-	"github.com/edgeinfer/edgeinfer/edge/httpapi"
 	"github.com/edgeinfer/edgeinfer/edge/pipeline"
 	"github.com/edgeinfer/edgeinfer/mqtt"
 )
@@ -41,15 +40,9 @@ func mqttPlugin(cfg *config.Config, p *pipeline.Pipeline, reg prometheus.Registe
 		return nil, err
 	}
 	ext := &daemon.Extension{
-		Sink: client,
-		Run:  func(ctx context.Context) error { return client.Run(ctx) },
-		Status: func() httpapi.BrokerStatus {
-			s := client.Status()
-			return httpapi.BrokerStatus{
-				Broker: s.Broker, Connected: s.Connected, Since: s.Since, LastError: s.LastError,
-				Buffered: s.Buffered, Published: s.Published, Dropped: s.Dropped, Reconnects: s.Reconnects,
-			}
-		},
+		Sink:   client,
+		Run:    func(ctx context.Context) error { return client.Run(ctx) },
+		Status: client.Status,
 	}
 	if embedded != nil {
 		ext.Close = embedded.Close

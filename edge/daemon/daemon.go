@@ -67,7 +67,7 @@ type Plugin func(cfg *config.Config, p *pipeline.Pipeline, reg prometheus.Regist
 type Extension struct {
 	Sink   pipeline.Sink
 	Run    func(ctx context.Context) error
-	Status func() httpapi.BrokerStatus
+	Status func() edge.BrokerStatus
 	// Close releases what the plugin holds once Run has returned (an
 	// embedded broker); may be nil.
 	Close func() error

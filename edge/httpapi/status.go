@@ -3,37 +3,26 @@ package httpapi
 import (
 	"time"
 
+	"github.com/edgeinfer/edgeinfer/edge"
 	"github.com/edgeinfer/edgeinfer/edge/source"
 	"github.com/edgeinfer/edgeinfer/edge/status"
 )
 
 // Status is what GET /api/v1/status returns and the page shows.
 type Status struct {
-	DeviceID  string          `json:"device_id"`
-	Version   string          `json:"version"`
-	Engine    string          `json:"engine"`
-	StartedAt time.Time       `json:"started_at"`
-	UptimeS   float64         `json:"uptime_s"`
-	Ready     bool            `json:"ready"`
-	Health    string          `json:"health"`
-	Model     ModelStatus     `json:"model"`
-	Reload    ReloadStatus    `json:"reload"`
-	Sources   []source.State  `json:"sources"`
-	Stats     status.Snapshot `json:"stats"`
-	Queue     QueueStatus     `json:"queue"`
-	MQTT      *BrokerStatus   `json:"mqtt,omitempty"`
-}
-
-// BrokerStatus reports the MQTT connection.
-type BrokerStatus struct {
-	Broker     string    `json:"broker"`
-	Connected  bool      `json:"connected"`
-	Since      time.Time `json:"since"`
-	LastError  string    `json:"last_error,omitempty"`
-	Buffered   int       `json:"buffered"`
-	Published  uint64    `json:"published"`
-	Dropped    uint64    `json:"dropped"`
-	Reconnects uint64    `json:"reconnects"`
+	DeviceID  string             `json:"device_id"`
+	Version   string             `json:"version"`
+	Engine    string             `json:"engine"`
+	StartedAt time.Time          `json:"started_at"`
+	UptimeS   float64            `json:"uptime_s"`
+	Ready     bool               `json:"ready"`
+	Health    string             `json:"health"`
+	Model     ModelStatus        `json:"model"`
+	Reload    ReloadStatus       `json:"reload"`
+	Sources   []source.State     `json:"sources"`
+	Stats     status.Snapshot    `json:"stats"`
+	Queue     QueueStatus        `json:"queue"`
+	MQTT      *edge.BrokerStatus `json:"mqtt,omitempty"`
 }
 
 // ModelStatus describes the model in use.
