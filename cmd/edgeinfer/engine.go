@@ -70,7 +70,9 @@ func (lm *loadedModel) init(opts engineOptions) error {
 	if err := man.CheckModelSHA256(m.SHA256()); err != nil {
 		return err
 	}
-	if err := man.VerifyLabels(); err != nil {
+	// The labels file is read once, hashed and parsed together.
+	labels, err := man.LoadLabels()
+	if err != nil {
 		return err
 	}
 	if m.NeedsEdgeTPU() {
@@ -79,7 +81,6 @@ func (lm *loadedModel) init(opts engineOptions) error {
 	interpreters, threads := engineShape(opts.Interpreters, opts.Threads, runtime.NumCPU())
 	lm.Threads = threads
 	lm.LoadedAt = time.Now()
-	var err error
 	if lm.Pool, err = tflite.NewPool(m, interpreters, tflite.Options{Threads: threads, NoXNNPACK: opts.NoXNNPACK}); err != nil {
 		return err
 	}
@@ -88,12 +89,6 @@ func (lm *loadedModel) init(opts engineOptions) error {
 	lm.Info = lm.Pool.Info()
 	if lm.Info.Task != tflite.TaskClassification {
 		return fmt.Errorf("model %s: outputs %s do not look like a classifier", man.Name, shapes(lm.Info.Outputs))
-	}
-	var labels []string
-	if p := man.LabelsPath(); p != "" {
-		if labels, err = model.ReadLabels(p); err != nil {
-			return err
-		}
 	}
 	layout, err := classify.LayoutFor(lm.Info.Inputs[0].Shape, man.Input.Color)
 	if err != nil {

@@ -298,8 +298,45 @@ func ReadLabels(path string) ([]string, error) {
 		return nil, fmt.Errorf("labels: %w", err)
 	}
 	defer f.Close()
+	return scanLabels(path, f)
+}
+
+// LoadLabels reads the manifest's labels file once: it checks it against
+// labels_sha256, if set (the errors of VerifyLabels), and parses it (those
+// of ReadLabels; a checksum mismatch is reported first). It returns nil
+// labels if the manifest has no labels file.
+func (m *Manifest) LoadLabels() ([]string, error) {
+	p := m.LabelsPath()
+	if p == "" {
+		return nil, nil
+	}
+	if m.LabelsSHA == "" {
+		return ReadLabels(p)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	defer f.Close()
+	// The scanner's bytes go through the hash on their way; what it leaves
+	// (past a bad line or past maxLabelsBytes) is hashed after it, so the
+	// sum covers the whole file, as FileSHA256's does.
+	h := sha256.New()
+	labels, parseErr := scanLabels(p, io.TeeReader(f, h))
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("model: hash %s: %w", p, err)
+	}
+	if err := checkSum(p, hex.EncodeToString(h.Sum(nil)), m.LabelsSHA); err != nil {
+		return nil, err
+	}
+	return labels, parseErr
+}
+
+// scanLabels parses the labels read from r (at most maxLabelsBytes of it);
+// path names the file in errors.
+func scanLabels(path string, r io.Reader) ([]string, error) {
 	var labels []string
-	sc := bufio.NewScanner(io.LimitReader(f, maxLabelsBytes))
+	sc := bufio.NewScanner(io.LimitReader(r, maxLabelsBytes))
 	sc.Buffer(make([]byte, 0, 4096), 64<<10)
 	for sc.Scan() {
 		labels = append(labels, strings.TrimSpace(sc.Text()))

@@ -85,3 +85,73 @@ func TestLoadAndVerify(t *testing.T) {
 		t.Errorf("missing model file: %v", err)
 	}
 }
+
+// TestLoadLabels: the labels file, read once, is checked against
+// labels_sha256 before it is parsed, with the errors of VerifyLabels and
+// ReadLabels.
+func TestLoadLabels(t *testing.T) {
+	dir := t.TempDir()
+	write := func(data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "labels.txt"), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &Manifest{Name: "m", File: "m.tflite", Labels: "labels.txt", Dir: dir}
+	path := m.LabelsPath()
+
+	if labels, err := (&Manifest{Dir: dir}).LoadLabels(); labels != nil || err != nil {
+		t.Errorf("no labels file: %q %v", labels, err)
+	}
+	write("a\n b \n\n\n")
+	sum, err := FileSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"", sum, strings.ToUpper(sum)} {
+		m.LabelsSHA = want
+		labels, err := m.LoadLabels()
+		if err != nil || len(labels) != 2 || labels[0] != "a" || labels[1] != "b" {
+			t.Errorf("labels_sha256 %q: %q %v", want, labels, err)
+		}
+	}
+
+	// Changed after the manifest was written: the same error as Verify's.
+	write("a\nc\n")
+	m.LabelsSHA = sum
+	_, err = m.LoadLabels()
+	other, _ := FileSHA256(path)
+	if want := "model: " + path + ": checksum mismatch: sha256 " + other + ", manifest says " + sum; !errors.Is(err, ErrChecksum) || err.Error() != want {
+		t.Errorf("checksum mismatch: %v, want %s", err, want)
+	}
+	if verr := m.VerifyLabels(); verr == nil || verr.Error() != err.Error() {
+		t.Errorf("VerifyLabels = %v, LoadLabels = %v", verr, err)
+	}
+
+	// A line longer than the scanner takes: ReadLabels' error once the sum
+	// matches (the hash covers the bytes past the bad line), the checksum
+	// mismatch while it does not.
+	write("a\n" + strings.Repeat("x", 70<<10) + "\nb\n")
+	if m.LabelsSHA, err = FileSHA256(path); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.LoadLabels()
+	_, rerr := ReadLabels(path)
+	if err == nil || rerr == nil || err.Error() != rerr.Error() || !strings.Contains(err.Error(), "token too long") {
+		t.Errorf("long line: LoadLabels = %v, ReadLabels = %v", err, rerr)
+	}
+	m.LabelsSHA = sum
+	if _, err := m.LoadLabels(); !errors.Is(err, ErrChecksum) {
+		t.Errorf("long line and mismatch: %v", err)
+	}
+
+	// A missing file: VerifyLabels' error with a sum, ReadLabels' without.
+	os.Remove(path)
+	if _, err := m.LoadLabels(); err == nil || err.Error() != m.VerifyLabels().Error() || !strings.HasPrefix(err.Error(), "model: open ") {
+		t.Errorf("missing file, labels_sha256 set: %v", err)
+	}
+	m.LabelsSHA = ""
+	if _, err := m.LoadLabels(); err == nil || !strings.HasPrefix(err.Error(), "labels: open ") {
+		t.Errorf("missing file: %v", err)
+	}
+}
