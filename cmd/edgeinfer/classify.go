@@ -60,6 +60,9 @@ the exit status is 1.`,
 			}
 			defer lm.Close()
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if d := lm.Pool.Delegation(); d.Refused != "" {
+				fmt.Fprintf(errOut, "warning: running on TensorFlow Lite's own kernels: %s\n", d)
+			}
 			enc := json.NewEncoder(out)
 			failed := 0
 			for n, path := range images {

@@ -303,7 +303,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		}()
 	}
 	info := d.model.info()
-	d.log.Info("edgeinfer ready", "device_id", d.cfg.DeviceID, "model", info.Name, "http", d.Addr(), "sources", len(d.pipeline.Sources()))
+	d.log.Info("edgeinfer ready", "device_id", d.cfg.DeviceID, "model", info.Name, "delegate", info.Delegate, "http", d.Addr(), "sources", len(d.pipeline.Sources()))
 	d.opts.Notifier.Ready(d.statusLine())
 
 	var runErr error
@@ -398,7 +398,7 @@ func (d *Daemon) reloadModel(ctx context.Context) error {
 	d.cfg.Model, d.cfg.Labels, d.cfg.Engine, d.cfg.Classify = cfg.Model, cfg.Labels, cfg.Engine, cfg.Classify
 	d.mu.Unlock()
 	info := m.Status()
-	d.log.Info("model reloaded", "model", info.Name, "sha256", info.SHA256)
+	d.log.Info("model reloaded", "model", info.Name, "sha256", info.SHA256, "delegate", info.Delegate)
 	return nil
 }
 
