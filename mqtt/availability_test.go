@@ -5,37 +5,27 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// mosquittoSub returns the first message on topic, as mosquitto_sub
-// prints it (a retained one arrives at once).
-func mosquittoSub(t *testing.T, m *mosquitto, topic string) string {
-	t.Helper()
-	out, err := exec.Command("mosquitto_sub", "-h", "127.0.0.1", "-p", itoa(m.port), "-t", topic, "-C", "1", "-W", "10").Output()
-	if err != nil {
-		t.Fatalf("mosquitto_sub %s: %v", topic, err)
-	}
-	return strings.TrimSpace(string(out))
-}
+	"github.com/edgeinfer/edgeinfer/mqtt/mqtttest"
+)
 
 // TestAvailability checks the retained "online" after start and the
 // "offline" a clean exit publishes, with mosquitto_sub as the outside
 // client.
 func TestAvailability(t *testing.T) {
 	leakCheck(t)
-	m := startMosquitto(t)
-	c, stop := runClient(t, Config{Broker: m.url()}, "avail", &fakeClassifier{}, testLogger(t))
+	m := mqtttest.Start(t)
+	c, stop := runClient(t, Config{Broker: m.URL()}, "avail", &fakeClassifier{}, testLogger(t))
 	waitFor(t, 20*time.Second, "connection", connected(c))
 	topic := c.Topics().Availability
-	if got := mosquittoSub(t, m, topic); got != Online {
+	if got := mqtttest.Sub(t, m.Addr(), topic); got != Online {
 		t.Fatalf("availability after start = %q, want %q", got, Online)
 	}
 	stop()
-	if got := mosquittoSub(t, m, topic); got != Offline {
+	if got := mqtttest.Sub(t, m.Addr(), topic); got != Offline {
 		t.Fatalf("availability after Run returned = %q, want %q", got, Offline)
 	}
 	if st := c.Status(); st.Connected {
@@ -47,13 +37,13 @@ func TestAvailability(t *testing.T) {
 // itself), SIGKILLs it, and expects the broker to publish the Will.
 func TestWillOnKill(t *testing.T) {
 	leakCheck(t)
-	m := startMosquitto(t)
+	m := mqtttest.Start(t)
 	const device = "killme"
 	topic := DefaultPrefix + "/" + device + "/availability"
-	col := newCollector(t, m.url(), "test-will-sub", false, topic)
+	col := newCollector(t, m.URL(), "test-will-sub", false, topic)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+m.url(), helperDeviceEnv+"="+device)
+	cmd.Env = append(os.Environ(), helperEnv+"="+m.URL(), helperDeviceEnv+"="+device)
 	cmd.Stderr = tWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -68,7 +58,7 @@ func TestWillOnKill(t *testing.T) {
 	}
 	_ = cmd.Wait()
 	waitFor(t, 30*time.Second, "the Will after SIGKILL", func() bool { return lastPayload(col.on(topic)) == Offline })
-	if got := mosquittoSub(t, m, topic); got != Offline {
+	if got := mqtttest.Sub(t, m.Addr(), topic); got != Offline {
 		t.Errorf("retained availability after the kill = %q, want %q", got, Offline)
 	}
 }
@@ -87,10 +77,10 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // from the broker and answers it.
 func TestRedeliveryAfterKill(t *testing.T) {
 	leakCheck(t)
-	m := startMosquitto(t)
+	m := mqtttest.Start(t)
 	const device = "redeliver"
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+m.url(), helperDeviceEnv+"="+device, helperBlockEnv+"=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+m.URL(), helperDeviceEnv+"="+device, helperBlockEnv+"=1")
 	cmd.Stderr = tWriter{t}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -114,9 +104,9 @@ func TestRedeliveryAfterKill(t *testing.T) {
 		_ = cmd.Wait()
 	})
 	topic := DefaultPrefix + "/" + device
-	col := newCollector(t, m.url(), "test-redeliver-sub", false, topic+"/availability", topic+"/predictions")
+	col := newCollector(t, m.URL(), "test-redeliver-sub", false, topic+"/availability", topic+"/predictions")
 	waitFor(t, 30*time.Second, "online from the child", func() bool { return lastPayload(col.on(topic+"/availability")) == Online })
-	pub := outsidePublisher(t, m.url())
+	pub := outsidePublisher(t, m.URL())
 	pub.Publish(topic+"/classify/r1", 1, false, "IMG:cat").Wait()
 	select {
 	case line := <-lines:
@@ -132,7 +122,7 @@ func TestRedeliveryAfterKill(t *testing.T) {
 	waitFor(t, 30*time.Second, "the Will", func() bool { return lastPayload(col.on(topic+"/availability")) == Offline })
 
 	fc := &fakeClassifier{}
-	runClient(t, Config{Broker: m.url(), PersistentSession: true}, device, fc, testLogger(t))
+	runClient(t, Config{Broker: m.URL(), PersistentSession: true}, device, fc, testLogger(t))
 	waitFor(t, 30*time.Second, "the redelivered request answered", func() bool { return len(col.on(topic+"/predictions")) == 1 })
 	if r := col.results(t, topic+"/predictions")[0]; r.RequestID != "r1" || r.Predictions[0].Label != "cat" {
 		t.Errorf("prediction %+v", r)

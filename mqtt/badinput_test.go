@@ -11,17 +11,8 @@ import (
 	"time"
 
 	"github.com/edgeinfer/edgeinfer/edge/source"
+	"github.com/edgeinfer/edgeinfer/mqtt/mqtttest"
 )
-
-// mosquittoPub publishes one message with mosquitto_pub at QoS 1; args
-// give the payload (-m TEXT, -n, -f FILE).
-func mosquittoPub(t *testing.T, m *mosquitto, topic string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("mosquitto_pub", append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(m.port), "-q", "1", "-t", topic}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_pub %s: %v\n%s", topic, err, out)
-	}
-}
 
 // TestBadInputs sends what a classify topic may get besides images, with
 // mosquitto_pub as the outside client: each gets an error with its
@@ -29,15 +20,15 @@ func mosquittoPub(t *testing.T, m *mosquitto, topic string, args ...string) {
 // keeps answering.
 func TestBadInputs(t *testing.T) {
 	leakCheck(t)
-	m := startMosquitto(t)
+	m := mqtttest.Start(t)
 	base := DefaultPrefix + "/bad"
 	errTopic, predTopic, classify := base+"/errors", base+"/predictions", base+"/classify"
-	col := newCollector(t, m.url(), "test-bad-sub", false, errTopic, predTopic)
+	col := newCollector(t, m.URL(), "test-bad-sub", false, errTopic, predTopic)
 	// A retained request, there before the client subscribes, is sent to
 	// it flagged retained, as it would be again on every reconnect.
-	mosquittoPub(t, m, classify+"/retained", "-r", "-m", "IMG:cat")
+	mqtttest.Pub(t, m.Addr(), classify+"/retained", "-r", "-m", "IMG:cat")
 	fc := &fakeClassifier{}
-	c, _ := runClient(t, Config{Broker: m.url()}, "bad", fc, testLogger(t))
+	c, _ := runClient(t, Config{Broker: m.URL()}, "bad", fc, testLogger(t))
 	waitFor(t, 20*time.Second, "connection", connected(c))
 	if c.Topics().Classify != classify {
 		t.Fatalf("classify topic %s, want %s", c.Topics().Classify, classify)
@@ -62,7 +53,7 @@ func TestBadInputs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		if tc.topic != "" {
-			mosquittoPub(t, m, tc.topic, tc.args...)
+			mqtttest.Pub(t, m.Addr(), tc.topic, tc.args...)
 		}
 	}
 	waitFor(t, 30*time.Second, "an error per bad input", func() bool { return len(col.on(errTopic)) >= len(cases) })
@@ -97,7 +88,7 @@ func TestBadInputs(t *testing.T) {
 	}
 
 	// Still serving.
-	mosquittoPub(t, m, classify+"/good", "-m", "IMG:cat")
+	mqtttest.Pub(t, m.Addr(), classify+"/good", "-m", "IMG:cat")
 	waitFor(t, 20*time.Second, "the answer to a good request", func() bool { return len(col.on(predTopic)) == 1 })
 	if r := col.results(t, predTopic)[0]; r.RequestID != "good" || r.Predictions[0].Label != "cat" {
 		t.Errorf("prediction %+v", r)
@@ -112,12 +103,12 @@ func TestBadInputs(t *testing.T) {
 // answers on the errors topic itself, exactly once.
 func TestClassifierRefuses(t *testing.T) {
 	leakCheck(t)
-	m := startMosquitto(t)
+	m := mqtttest.Start(t)
 	fc := &fakeClassifier{refuse: errOverloadedForTest}
-	c, _ := runClient(t, Config{Broker: m.url()}, "refuse", fc, testLogger(t))
+	c, _ := runClient(t, Config{Broker: m.URL()}, "refuse", fc, testLogger(t))
 	waitFor(t, 20*time.Second, "connection", connected(c))
-	col := newCollector(t, m.url(), "test-refuse-sub", false, c.Topics().Errors)
-	mosquittoPub(t, m, c.Topics().Classify+"/r1", "-m", "IMG:x")
+	col := newCollector(t, m.URL(), "test-refuse-sub", false, c.Topics().Errors)
+	mqtttest.Pub(t, m.Addr(), c.Topics().Classify+"/r1", "-m", "IMG:x")
 	waitFor(t, 20*time.Second, "the error", func() bool { return len(col.on(c.Topics().Errors)) >= 1 })
 	time.Sleep(200 * time.Millisecond)
 	got := col.rejections(t, c.Topics().Errors)
@@ -133,15 +124,15 @@ var errOverloadedForTest = errors.New("overloaded: too many requests in progress
 // refused with an error, the others are answered.
 func TestOverloadQoS0(t *testing.T) {
 	leakCheck(t)
-	m := startMosquitto(t)
+	m := mqtttest.Start(t)
 	release := make(chan struct{})
 	fc := &fakeClassifier{block: func(source.Frame) { <-release }}
-	c, _ := runClient(t, Config{Broker: m.url(), Inflight: 1}, "busy", fc, testLogger(t))
+	c, _ := runClient(t, Config{Broker: m.URL(), Inflight: 1}, "busy", fc, testLogger(t))
 	waitFor(t, 20*time.Second, "connection", connected(c))
 	tp := c.Topics()
-	col := newCollector(t, m.url(), "test-busy-sub", false, tp.Errors, tp.Predictions)
+	col := newCollector(t, m.URL(), "test-busy-sub", false, tp.Errors, tp.Predictions)
 	for i := range 3 {
-		cmd := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", strconv.Itoa(m.port), "-q", "0", "-t", tp.Classify+"/q"+strconv.Itoa(i), "-m", "IMG:x")
+		cmd := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()), "-q", "0", "-t", tp.Classify+"/q"+strconv.Itoa(i), "-m", "IMG:x")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("mosquitto_pub: %v\n%s", err, out)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/edgeinfer/edgeinfer/edge"
 	"github.com/edgeinfer/edgeinfer/edge/pipeline"
 	"github.com/edgeinfer/edgeinfer/edge/source"
+	"github.com/edgeinfer/edgeinfer/mqtt/mqtttest"
 )
 
 func TestNewErrors(t *testing.T) {
@@ -98,15 +99,15 @@ func TestQueue(t *testing.T) {
 // checks that the password appears in no log line, status or error.
 func TestSecretsNotReported(t *testing.T) {
 	const secret = "s3cr3t-Pa55"
-	m := startMosquitto(t, "allow_anonymous false")
+	m := mqtttest.Start(t, "allow_anonymous false")
 	// The listener above allows anonymous clients; per_listener_settings
 	// is off, so the last allow_anonymous wins and everyone is refused.
 	for _, tc := range []struct {
 		name string
 		cfg  Config
 	}{
-		{"password field", Config{Broker: m.url(), Username: "edge", Password: secret}},
-		{"password in the URL", Config{Broker: fmt.Sprintf("tcp://edge:%s@127.0.0.1:%d", secret, m.port)}},
+		{"password field", Config{Broker: m.URL(), Username: "edge", Password: secret}},
+		{"password in the URL", Config{Broker: fmt.Sprintf("tcp://edge:%s@127.0.0.1:%d", secret, m.Port())}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakCheck(t)
@@ -191,7 +192,7 @@ func TestEmbedded(t *testing.T) {
 // the broker, outside clients use it, and Run stops it.
 func TestBrokerEmbedded(t *testing.T) {
 	leakCheck(t)
-	port := freePort(t)
+	port := mqtttest.FreePort(t)
 	reg := prometheus.NewRegistry()
 	fc := &fakeClassifier{}
 	c, err := New(Config{Broker: "embedded", Embedded: EmbeddedConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port)}}, "emb", fc, reg, testLogger(t))

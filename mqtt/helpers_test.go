@@ -7,11 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,100 +83,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// mosquitto is a real broker run from the Debian package.
-type mosquitto struct {
-	t    *testing.T
-	port int
-	conf string
-	log  string
-	cmd  *exec.Cmd
-}
-
-// startMosquitto runs mosquitto on a free port with the listener lines
-// extra appended to a config that allows anonymous clients, no size
-// limit below 32 MiB and deep queues.
-func startMosquitto(t *testing.T, extra ...string) *mosquitto {
-	t.Helper()
-	if _, err := exec.LookPath("mosquitto"); err != nil {
-		t.Skip("mosquitto not installed (apt-get install mosquitto mosquitto-clients)")
-	}
-	dir := t.TempDir()
-	m := &mosquitto{t: t, port: freePort(t), conf: filepath.Join(dir, "mosquitto.conf"), log: filepath.Join(dir, "mosquitto.log")}
-	lines := []string{
-		fmt.Sprintf("listener %d 127.0.0.1", m.port),
-		"allow_anonymous true",
-		// Running as root, mosquitto would otherwise switch to the
-		// mosquitto user, which cannot read the test's files.
-		"user root",
-		// mosquitto's default has no limit; 32 MiB makes the 20 MB test
-		// explicit.
-		"max_packet_size 33554432",
-		"max_queued_messages 100000",
-		"log_type error",
-		"log_type warning",
-		"log_type notice",
-		"log_dest file " + m.log,
-		"persistence_location " + dir + "/",
-	}
-	lines = append(lines, extra...)
-	if err := os.WriteFile(m.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.start()
-	t.Cleanup(m.stop)
-	return m
-}
-
-func (m *mosquitto) url() string { return fmt.Sprintf("tcp://127.0.0.1:%d", m.port) }
-func (m *mosquitto) addr() string {
-	return fmt.Sprintf("127.0.0.1:%d", m.port)
-}
-
-func (m *mosquitto) start() {
-	m.t.Helper()
-	m.cmd = exec.Command("mosquitto", "-c", m.conf)
-	// A test binary killed by -timeout runs no cleanups: the broker must
-	// not outlive it.
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", m.addr(), time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(m.log)
-			m.t.Fatalf("mosquitto did not listen on %s: %v\n%s", m.addr(), err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop stops mosquitto with SIGTERM, as systemd would: it closes the
-// connections and saves its database.
-func (m *mosquitto) stop() {
-	if m.cmd == nil {
-		return
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	_ = m.cmd.Wait()
-	m.cmd = nil
 }
 
 // received is one message a collector got.

@@ -11,6 +11,7 @@ import (
 	"github.com/edgeinfer/edgeinfer/edge"
 	"github.com/edgeinfer/edgeinfer/edge/pipeline"
 	"github.com/edgeinfer/edgeinfer/edge/source"
+	"github.com/edgeinfer/edgeinfer/mqtt/mqtttest"
 )
 
 // TestOutage publishes 10 results a second through Publish while
@@ -41,12 +42,12 @@ func TestOutage(t *testing.T) {
 			leakCheck(t)
 			// Persistence keeps the subscriber's session, subscription and
 			// queued messages across the restart.
-			m := startMosquitto(t, "persistence true")
+			m := mqtttest.Start(t, "persistence true")
 			fc := &fakeClassifier{}
-			c, stop := runClient(t, Config{Broker: m.url(), Buffer: tc.buffer}, "outage", fc, testLogger(t))
+			c, stop := runClient(t, Config{Broker: m.URL(), Buffer: tc.buffer}, "outage", fc, testLogger(t))
 			waitFor(t, 20*time.Second, "connection", connected(c))
 			predictions := c.Topics().Predictions
-			col := newCollector(t, m.url(), "test-outage-sub-"+tc.name, true, predictions)
+			col := newCollector(t, m.URL(), "test-outage-sub-"+tc.name, true, predictions)
 
 			produced := tc.produced
 			var sent atomic.Int64
@@ -71,17 +72,17 @@ func TestOutage(t *testing.T) {
 			defer func() { <-producerDone }()
 
 			waitFor(t, 60*time.Second, "results produced before the stop", func() bool { return sent.Load() >= tc.stopAt })
-			m.stop()
+			m.Stop()
 			waitFor(t, 20*time.Second, "the client to notice the outage", func() bool { return !c.Status().Connected })
 			time.Sleep(tc.outage)
-			m.start()
+			m.Start()
 			waitFor(t, 60*time.Second, "the client to reconnect", func() bool {
 				st := c.Status()
 				return st.Connected && st.Reconnects >= 1
 			})
 
 			// Resubscribed: a request sent after the restart is answered.
-			pub := outsidePublisher(t, m.url())
+			pub := outsidePublisher(t, m.URL())
 			if tok := pub.Publish(c.Topics().Classify+"/after-restart", 1, false, "IMG:dog"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 				t.Fatalf("publish request: %v", tok.Error())
 			}
@@ -183,18 +184,18 @@ func missingIDs(ids []uint64, produced uint64) []uint64 {
 // trying, reports why in Status, and connects once the broker is up.
 func TestBrokerDownAtStart(t *testing.T) {
 	leakCheck(t)
-	m := startMosquitto(t)
-	m.stop()
-	c, _ := runClient(t, Config{Broker: m.url()}, "early", &fakeClassifier{}, testLogger(t))
+	m := mqtttest.Start(t)
+	m.Stop()
+	c, _ := runClient(t, Config{Broker: m.URL()}, "early", &fakeClassifier{}, testLogger(t))
 	waitFor(t, 20*time.Second, "a connection error", func() bool {
 		return strings.Contains(c.Status().LastError, "connection refused")
 	})
 	if c.Status().Connected {
 		t.Fatal("connected to a stopped broker")
 	}
-	m.start()
+	m.Start()
 	waitFor(t, 30*time.Second, "connection once the broker is up", connected(c))
-	if got := mosquittoSub(t, m, c.Topics().Availability); got != Online {
+	if got := mqtttest.Sub(t, m.Addr(), c.Topics().Availability); got != Online {
 		t.Errorf("availability %q, want %q", got, Online)
 	}
 	if st := c.Status(); st.Reconnects != 0 {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/edgeinfer/edgeinfer/mqtt/mqtttest"
 )
 
 // TestRoundTrip sends 1,000 images at QoS 1 from an outside client to
@@ -11,7 +13,7 @@ import (
 // real mosquitto and on the embedded broker.
 func TestRoundTrip(t *testing.T) {
 	brokers := map[string]func(t *testing.T) string{
-		"mosquitto": func(t *testing.T) string { return startMosquitto(t).url() },
+		"mosquitto": func(t *testing.T) string { return mqtttest.Start(t).URL() },
 		"embedded": func(t *testing.T) string {
 			e, err := StartEmbedded("127.0.0.1:0", nil)
 			if err != nil {

@@ -7,17 +7,18 @@ import (
 	"github.com/edgeinfer/edgeinfer/edge"
 	"github.com/edgeinfer/edgeinfer/edge/pipeline"
 	"github.com/edgeinfer/edgeinfer/edge/source"
+	"github.com/edgeinfer/edgeinfer/mqtt/mqtttest"
 )
 
 // TestShutdownFlush ends Run right after a burst of results: what is
 // buffered is flushed before "offline", in order, none twice.
 func TestShutdownFlush(t *testing.T) {
 	leakCheck(t)
-	m := startMosquitto(t)
-	c, stop := runClient(t, Config{Broker: m.url(), ShutdownTimeout: 10 * time.Second}, "flush", &fakeClassifier{}, testLogger(t))
+	m := mqtttest.Start(t)
+	c, stop := runClient(t, Config{Broker: m.URL(), ShutdownTimeout: 10 * time.Second}, "flush", &fakeClassifier{}, testLogger(t))
 	waitFor(t, 20*time.Second, "connection", connected(c))
 	predictions, availability := c.Topics().Predictions, c.Topics().Availability
-	col := newCollector(t, m.url(), "test-flush-sub", false, predictions, availability)
+	col := newCollector(t, m.URL(), "test-flush-sub", false, predictions, availability)
 	const produced = 500
 	for i := uint64(1); i <= produced; i++ {
 		c.Publish(pipeline.Event{
@@ -45,18 +46,18 @@ func TestShutdownFlush(t *testing.T) {
 // classifier: the request is answered before the client goes offline.
 func TestShutdownAnswersRequests(t *testing.T) {
 	leakCheck(t)
-	m := startMosquitto(t)
+	m := mqtttest.Start(t)
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
 	fc := &fakeClassifier{block: func(source.Frame) {
 		started <- struct{}{}
 		<-release
 	}}
-	c, stop := runClient(t, Config{Broker: m.url()}, "inprogress", fc, testLogger(t))
+	c, stop := runClient(t, Config{Broker: m.URL()}, "inprogress", fc, testLogger(t))
 	waitFor(t, 20*time.Second, "connection", connected(c))
 	predictions, availability := c.Topics().Predictions, c.Topics().Availability
-	col := newCollector(t, m.url(), "test-inprogress-sub", false, predictions, availability)
-	mosquittoPub(t, m, c.Topics().Classify+"/slow", "-m", "IMG:late")
+	col := newCollector(t, m.URL(), "test-inprogress-sub", false, predictions, availability)
+	mqtttest.Pub(t, m.Addr(), c.Topics().Classify+"/slow", "-m", "IMG:late")
 	select {
 	case <-started:
 	case <-time.After(20 * time.Second):

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeinfer/edgeinfer/mqtt/mqtttest"
 )
 
 // pki is a test CA with a server and a client certificate, as PEM files.
@@ -96,20 +98,10 @@ func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	good := newPKI(t, dir, "good")
 	other := newPKI(t, dir, "other")
-	m := startMosquitto(t)
-	port := freePort(t)
+	port := mqtttest.FreePort(t)
 	// A second listener, TLS only, on the same broker.
-	m.stop()
-	conf, err := os.ReadFile(m.conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf = fmt.Appendf(conf, "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
-		port, good.ca, good.serverCert, good.serverKey)
-	if err := os.WriteFile(m.conf, conf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.start()
+	m := mqtttest.Start(t, fmt.Sprintf("listener %d 127.0.0.1", port),
+		"cafile "+good.ca, "certfile "+good.serverCert, "keyfile "+good.serverKey, "require_certificate true")
 	broker := fmt.Sprintf("ssl://127.0.0.1:%d", port)
 
 	t.Run("right CA and client certificate", func(t *testing.T) {
@@ -118,8 +110,8 @@ func TestTLS(t *testing.T) {
 		c, _ := runClient(t, cfg, "tls", &fakeClassifier{}, testLogger(t))
 		waitFor(t, 20*time.Second, "TLS connection", connected(c))
 		// A request over the TLS connection is answered.
-		col := newCollector(t, m.url(), "test-tls-sub", false, c.Topics().Predictions)
-		pub := outsidePublisher(t, m.url())
+		col := newCollector(t, m.URL(), "test-tls-sub", false, c.Topics().Predictions)
+		pub := outsidePublisher(t, m.URL())
 		pub.Publish(c.Topics().Classify+"/over-tls", 1, false, "IMG:tls").Wait()
 		waitFor(t, 20*time.Second, "the answer over TLS", func() bool { return len(col.on(c.Topics().Predictions)) == 1 })
 	})

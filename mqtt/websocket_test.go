@@ -9,6 +9,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/edgeinfer/edgeinfer/mqtt/mqtttest"
 )
 
 // TestWebsocket connects over ws:// to a mochi broker with a websocket
@@ -19,7 +21,7 @@ func TestWebsocket(t *testing.T) {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: addr})); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,75 +16,17 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgeinfer/edgeinfer/edge"
+	"github.com/edgeinfer/edgeinfer/mqtt/mqtttest"
 )
 
-// mosquitto is a real broker from Debian, run by a test.
-type mosquitto struct {
-	t    *testing.T
-	port int
-	conf string
-	cmd  *exec.Cmd
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startMosquitto runs mosquitto on a free port; with persistence, its
-// sessions and queued messages survive a restart (SIGTERM saves them).
-func startMosquitto(t *testing.T, persistence bool) *mosquitto {
+// startMosquitto runs a real mosquitto (mqtttest.Start) without
+// persistence; unlike mqtttest.Start, it fails the test rather than skip
+// it if mosquitto is not installed.
+func startMosquitto(t *testing.T) *mqtttest.Broker {
 	t.Helper()
 	requireTool(t, "mosquitto")
-	dir := t.TempDir()
-	m := &mosquitto{t: t, port: freeTCPPort(t), conf: filepath.Join(dir, "mosquitto.conf")}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmessage_size_limit 0\n", m.port)
-	if persistence {
-		conf += fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 1\n", dir)
-	}
-	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m.start()
-	t.Cleanup(m.stop)
-	return m
+	return mqtttest.Start(t)
 }
-
-func (m *mosquitto) start() {
-	m.t.Helper()
-	m.cmd = exec.Command("mosquitto", "-c", m.conf)
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", m.addr()); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatal("mosquitto did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (m *mosquitto) stop() {
-	if m.cmd == nil || m.cmd.Process == nil {
-		return
-	}
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	m.cmd.Wait()
-	m.cmd = nil
-}
-
-func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
-func (m *mosquitto) url() string  { return "tcp://" + m.addr() }
 
 // subscriber collects messages from an outside paho client.
 type subscriber struct {
@@ -141,11 +82,11 @@ func digit(t *testing.T, d int) []byte {
 // topic at QoS 1 from a separate client and expects 1,000 results with
 // the request ids and the right digits, none duplicated.
 func TestMQTTThousandRequests(t *testing.T) {
-	broker := startMosquitto(t, false)
-	startDaemon(t, mqttConfig(absPath(t, mnistDir), broker.url(), "dev1", ""))
-	sub := subscribe(t, broker.url(), "sub-1000", true, "edgeinfer/dev1/predictions", "edgeinfer/dev1/errors")
+	broker := startMosquitto(t)
+	startDaemon(t, mqttConfig(absPath(t, mnistDir), broker.URL(), "dev1", ""))
+	sub := subscribe(t, broker.URL(), "sub-1000", true, "edgeinfer/dev1/predictions", "edgeinfer/dev1/errors")
 
-	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.url()).SetClientID("pub-1000"))
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL()).SetClientID("pub-1000"))
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -191,12 +132,12 @@ func TestMQTTThousandRequests(t *testing.T) {
 // with their request ids out, availability retained.
 func TestMQTTEmbeddedMosquittoClients(t *testing.T) {
 	requireTool(t, "mosquitto_pub")
-	port := freeTCPPort(t)
+	port := mqtttest.FreePort(t)
 	d := startDaemon(t, mqttConfig(absPath(t, mobilenetDir), "embedded", "emb", fmt.Sprintf("  embedded:\n    listen: 127.0.0.1:%d\n", port)))
 	p := strconv.Itoa(port)
-	out, err := exec.Command("timeout", "10", "mosquitto_sub", "-h", "127.0.0.1", "-p", p, "-t", "edgeinfer/emb/availability", "-C", "1").Output()
-	if err != nil || strings.TrimSpace(string(out)) != "online" {
-		t.Fatalf("availability: %q %v", out, err)
+	addr := "127.0.0.1:" + p
+	if got := mqtttest.Sub(t, addr, "edgeinfer/emb/availability"); got != "online" {
+		t.Fatalf("availability: %q", got)
 	}
 	sub := exec.Command("timeout", "60", "mosquitto_sub", "-h", "127.0.0.1", "-p", p, "-q", "1", "-t", "edgeinfer/emb/predictions", "-C", "20")
 	var got strings.Builder
@@ -206,9 +147,7 @@ func TestMQTTEmbeddedMosquittoClients(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	for i := range 20 {
-		if out, err := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", p, "-q", "1", "-t", fmt.Sprintf("edgeinfer/emb/classify/pk-%d", i), "-f", peacockPNG).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_pub: %v %s", err, out)
-		}
+		mqtttest.Pub(t, addr, fmt.Sprintf("edgeinfer/emb/classify/pk-%d", i), "-f", peacockPNG)
 	}
 	if err := sub.Wait(); err != nil {
 		t.Fatalf("mosquitto_sub: %v (got %q)", err, got.String())
@@ -235,10 +174,10 @@ func TestMQTTEmbeddedMosquittoClients(t *testing.T) {
 // TestMQTTWillOnSIGKILL: a killed daemon turns offline through its will;
 // a restarted one turns online.
 func TestMQTTWillOnSIGKILL(t *testing.T) {
-	broker := startMosquitto(t, false)
+	broker := startMosquitto(t)
 	path := filepath.Join(t.TempDir(), "edgeinfer.yaml")
-	os.WriteFile(path, []byte(mqttConfig(absPath(t, mnistDir), broker.url(), "kill1", "  keepalive: 2s\n")), 0o644)
-	sub := subscribe(t, broker.url(), "sub-will", true, "edgeinfer/kill1/availability")
+	os.WriteFile(path, []byte(mqttConfig(absPath(t, mnistDir), broker.URL(), "kill1", "  keepalive: 2s\n")), 0o644)
+	sub := subscribe(t, broker.URL(), "sub-will", true, "edgeinfer/kill1/availability")
 	last := func() string {
 		m := sub.get("edgeinfer/kill1/availability")
 		if len(m) == 0 {
@@ -259,9 +198,9 @@ func TestMQTTWillOnSIGKILL(t *testing.T) {
 // error message with its request id, and the daemon keeps serving with
 // bounded memory.
 func TestMQTTBadInputs(t *testing.T) {
-	broker := startMosquitto(t, false)
-	d := startDaemon(t, mqttConfig(absPath(t, mnistDir), broker.url(), "bad1", ""))
-	sub := subscribe(t, broker.url(), "sub-bad", true, "edgeinfer/bad1/predictions", "edgeinfer/bad1/errors")
+	broker := startMosquitto(t)
+	d := startDaemon(t, mqttConfig(absPath(t, mnistDir), broker.URL(), "bad1", ""))
+	sub := subscribe(t, broker.URL(), "sub-bad", true, "edgeinfer/bad1/predictions", "edgeinfer/bad1/errors")
 	jpg, _ := os.ReadFile(exampleJPG)
 	bad := map[string][]byte{
 		"empty":     {},
@@ -270,7 +209,7 @@ func TestMQTTBadInputs(t *testing.T) {
 		"truncated": jpg[:len(jpg)/2],
 		"bomb":      hugePNG(50000, 50000),
 	}
-	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.url()).SetClientID("pub-bad"))
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL()).SetClientID("pub-bad"))
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -327,10 +266,10 @@ func vmHWMKB(t *testing.T, pid int) int64 {
 // TestMQTTStateTopic: alternating top labels do not move the retained
 // state; a stable change moves it exactly once.
 func TestMQTTStateTopic(t *testing.T) {
-	broker := startMosquitto(t, false)
-	startDaemon(t, mqttConfig(absPath(t, mnistDir), broker.url(), "st1", "  state:\n    min_frames: 3\n"))
-	sub := subscribe(t, broker.url(), "sub-state", true, "edgeinfer/st1/state", "edgeinfer/st1/predictions")
-	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.url()).SetClientID("pub-state"))
+	broker := startMosquitto(t)
+	startDaemon(t, mqttConfig(absPath(t, mnistDir), broker.URL(), "st1", "  state:\n    min_frames: 3\n"))
+	sub := subscribe(t, broker.URL(), "sub-state", true, "edgeinfer/st1/state", "edgeinfer/st1/predictions")
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL()).SetClientID("pub-state"))
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -371,9 +310,11 @@ func TestMQTTBrokerOutage(t *testing.T) {
 		t.Skip("long")
 	}
 	requireTool(t, "ffmpeg")
-	broker := startMosquitto(t, true)
+	// No persistence: the restarted broker has forgotten every session and
+	// queued message.
+	broker := startMosquitto(t)
 	const frames = 250
-	cfg := mqttConfig(absPath(t, mnistDir), broker.url(), "out1", `  persistent_session: true
+	cfg := mqttConfig(absPath(t, mnistDir), broker.URL(), "out1", `  persistent_session: true
   keepalive: 2s
   buffer: 1000
 cameras:
@@ -383,15 +324,15 @@ cameras:
     command: [sh, -c, "ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc=size=320x240:rate=10 -frames:v `+strconv.Itoa(frames)+` -c:v mjpeg -f mjpeg -; sleep 3600"]
 `)
 	d := startDaemon(t, cfg)
-	sub := subscribe(t, broker.url(), "sub-outage", false, "edgeinfer/out1/predictions")
+	sub := subscribe(t, broker.URL(), "sub-outage", false, "edgeinfer/out1/predictions")
 	eventually(t, 30*time.Second, "first predictions", func() bool { return len(sub.get("edgeinfer/out1/predictions")) >= 20 })
 
-	broker.stop()
+	broker.Stop()
 	time.Sleep(10 * time.Second)
-	broker.start()
+	broker.Start()
 
 	// Resubscribed without help: a classify request is answered.
-	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.url()).SetClientID("pub-outage"))
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL()).SetClientID("pub-outage"))
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgeinfer/edgeinfer/edge/source"
+	"github.com/edgeinfer/edgeinfer/edge/source/sourcetest"
 )
 
 func TestMain(m *testing.M) {
@@ -136,18 +137,6 @@ func (r *run) stop(t *testing.T) time.Duration {
 	return time.Since(begin)
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // gone checks that the capture command pid has been reaped and that no
 // process of its group is left. kill(2) succeeds on a zombie, so ESRCH
 // means reaped. Killed members of the group other than the leader are
@@ -160,7 +149,7 @@ func gone(t *testing.T, pid int) {
 	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
 		t.Errorf("kill(%d, 0) = %v, want ESRCH: process not reaped", pid, err)
 	}
-	waitFor(t, 5*time.Second, "the process group to go", func() bool {
+	sourcetest.Eventually(t, 5*time.Second, "the process group to go", func() bool {
 		return syscall.Kill(-pid, 0) == syscall.ESRCH
 	})
 }
@@ -180,7 +169,7 @@ func testsrc(t *testing.T, fps int) []string {
 func TestFrames(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	r := start(t, Config{Preset: PresetCommand, Command: testsrc(t, 10)}, nil)
-	waitFor(t, 10*time.Second, "5 frames", func() bool { return r.out.count() >= 5 })
+	sourcetest.Eventually(t, 10*time.Second, "5 frames", func() bool { return r.out.count() >= 5 })
 	pid := r.cam.Pid()
 	if st := r.cam.State(); st.Condition != source.Running || st.Frames < 5 || st.Kind != source.KindCamera {
 		t.Errorf("State() = %+v, want running with >= 5 frames", st)
@@ -217,7 +206,7 @@ func TestFrames(t *testing.T) {
 func TestFPSLimit(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	r := start(t, Config{Preset: PresetCommand, Command: testsrc(t, 25), FPS: 5}, nil)
-	waitFor(t, 10*time.Second, "a first frame", func() bool { return r.out.count() >= 1 })
+	sourcetest.Eventually(t, 10*time.Second, "a first frame", func() bool { return r.out.count() >= 1 })
 	const secs = 3
 	time.Sleep(secs * time.Second)
 	offered := r.out.count() - 1
@@ -266,14 +255,14 @@ func TestAllow(t *testing.T) {
 func TestRestartAfterKill(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	r := start(t, Config{Preset: PresetCommand, Command: testsrc(t, 10), RestartMin: 50 * time.Millisecond}, nil)
-	waitFor(t, 10*time.Second, "3 frames", func() bool { return r.out.count() >= 3 })
+	sourcetest.Eventually(t, 10*time.Second, "3 frames", func() bool { return r.out.count() >= 3 })
 	pid := r.cam.Pid()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	n := r.out.count()
-	waitFor(t, 10*time.Second, "a restart", func() bool { return r.cam.State().Restarts >= 1 })
-	waitFor(t, 10*time.Second, "frames after the restart", func() bool { return r.out.count() >= n+3 })
+	sourcetest.Eventually(t, 10*time.Second, "a restart", func() bool { return r.cam.State().Restarts >= 1 })
+	sourcetest.Eventually(t, 10*time.Second, "frames after the restart", func() bool { return r.out.count() >= n+3 })
 	if p := r.cam.Pid(); p == pid || p == 0 {
 		t.Errorf("Pid() = %d after restart, was %d", p, pid)
 	}
@@ -301,7 +290,7 @@ func TestExitImmediately(t *testing.T) {
 		RestartMin: 50 * time.Millisecond,
 		RestartMax: 200 * time.Millisecond,
 	}, slog.New(logs))
-	waitFor(t, 10*time.Second, "4 restarts", func() bool { return r.cam.State().Restarts >= 4 })
+	sourcetest.Eventually(t, 10*time.Second, "4 restarts", func() bool { return r.cam.State().Restarts >= 4 })
 	st := r.cam.State()
 	r.stop(t)
 
@@ -329,7 +318,7 @@ func TestExitImmediately(t *testing.T) {
 func TestStartError(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	r := start(t, Config{Preset: PresetCommand, Command: []string{"/nonexistent/capture"}, RestartMin: 10 * time.Millisecond}, nil)
-	waitFor(t, 10*time.Second, "a restart", func() bool { return r.cam.State().Restarts >= 1 })
+	sourcetest.Eventually(t, 10*time.Second, "a restart", func() bool { return r.cam.State().Restarts >= 1 })
 	if st := r.cam.State(); !strings.Contains(st.LastError, "start /nonexistent/capture") {
 		t.Errorf("LastError = %q, want the start failure", st.LastError)
 	}
@@ -345,8 +334,8 @@ func TestStall(t *testing.T) {
 		RestartMin:   50 * time.Millisecond,
 	}, nil)
 	var pid int
-	waitFor(t, 10*time.Second, "the command", func() bool { pid = r.cam.Pid(); return pid != 0 })
-	waitFor(t, 10*time.Second, "a restart", func() bool { return r.cam.State().Restarts >= 1 })
+	sourcetest.Eventually(t, 10*time.Second, "the command", func() bool { pid = r.cam.Pid(); return pid != 0 })
+	sourcetest.Eventually(t, 10*time.Second, "a restart", func() bool { return r.cam.State().Restarts >= 1 })
 	// The first command, sleep included, was killed when it stalled.
 	gone(t, pid)
 	if st := r.cam.State(); !strings.Contains(st.LastError, "no frame for 300ms") {
@@ -378,7 +367,7 @@ func TestCancel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			r := start(t, Config{Preset: PresetCommand, Command: tt.cmd(t), RestartMin: time.Minute}, nil)
-			waitFor(t, 10*time.Second, "the command", func() bool { return tt.ready(r) })
+			sourcetest.Eventually(t, 10*time.Second, "the command", func() bool { return tt.ready(r) })
 			pid := r.cam.Pid()
 			if tt.name == "ignoring SIGTERM" {
 				time.Sleep(100 * time.Millisecond) // let sh set its trap

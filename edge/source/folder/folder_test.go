@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgeinfer/edgeinfer/edge/classify"
 	"github.com/edgeinfer/edgeinfer/edge/source"
+	"github.com/edgeinfer/edgeinfer/edge/source/sourcetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -101,21 +102,10 @@ func start(t *testing.T, cfg Config, rec *recorder) (s *Source, stop func()) {
 	return s, stop
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitIdle waits until s has done every file present and rec has n frames.
 func waitIdle(t *testing.T, s *Source, rec *recorder, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("idle with %d frames", n), func() bool {
+	sourcetest.WaitFor(t, fmt.Sprintf("idle with %d frames", n), func() bool {
 		return s.State().Condition == source.Idle && len(rec.names()) >= n
 	})
 	if got := rec.names(); len(got) != n {
@@ -426,7 +416,7 @@ func TestDirectoryRemovedThenBack(t *testing.T) {
 	if err := os.RemoveAll(cfg.Path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "backoff", func() bool {
+	sourcetest.WaitFor(t, "backoff", func() bool {
 		st := s.State()
 		return st.Condition == source.Backoff && st.LastError != ""
 	})

@@ -1,5 +1,5 @@
 // Package sourcetest helps test sources: a source.Output that records what
-// a live source offers, and a polling wait for conditions that depend on
+// a live source offers, and polling waits for conditions that depend on
 // the source's goroutines.
 package sourcetest
 
@@ -44,15 +44,21 @@ func (r *LiveRecorder) Frames() []source.Frame {
 	return append([]source.Frame(nil), r.frames...)
 }
 
-// WaitFor polls cond every 5 ms and fails the test if it does not hold
-// within 10 s. The bound only limits how long a failing test hangs; it is
-// not a timing assertion.
+// WaitFor is Eventually with a bound of 10 s.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	Eventually(t, 10*time.Second, what, cond)
+}
+
+// Eventually polls cond every 5 ms and fails the test if it does not hold
+// within timeout; what names the condition in the failure. The bound only
+// limits how long a failing test hangs; it is not a timing assertion.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
