@@ -218,6 +218,9 @@ func (i *Interpreter) SetPixels(pixels []byte, norm Normalization) error {
 // Invoke runs the model on the current input, on the interpreter's own
 // inference thread (see invoker).
 func (i *Interpreter) Invoke() error {
+	if i.inv == nil {
+		return fmt.Errorf("tflite: interpreter: %w", ErrClosed)
+	}
 	s, err := i.inv.invoke()
 	if err != nil {
 		return err

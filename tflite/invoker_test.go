@@ -1,6 +1,7 @@
 package tflite
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,9 @@ func TestInvokerThreads(t *testing.T) {
 	}
 	if got := invokeThreads(t) - before; got != 0 {
 		t.Fatalf("%d inference threads left after Close", got)
+	}
+	if err := its[0].Invoke(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Invoke after Close: %v, want ErrClosed", err)
 	}
 }
 
