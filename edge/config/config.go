@@ -130,8 +130,9 @@ func Defaults() Config {
 
 // Load reads the file at path (none if path is ""), then the environment,
 // then the flags in fs that were set (fs may be nil; flag names are key
-// paths with dots as dashes: --http-listen sets http.listen). It does not
-// validate: call Validate.
+// paths with dots as dashes: --http-listen sets http.listen), and fills the
+// defaults (Defaults, then SetDefaults). It does not validate: call
+// Validate.
 func Load(path string, fs *pflag.FlagSet) (Config, error) {
 	v := viper.New()
 	setDefaults(v, "", reflect.ValueOf(Defaults()))
@@ -170,7 +171,26 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %s", keyPathErrors(err))
 	}
+	c.SetDefaults()
 	return c, nil
+}
+
+// SetDefaults fills the defaults that Defaults cannot express: those of the
+// mqtt section and of each configured source. Load calls it.
+func (c *Config) SetDefaults() {
+	c.MQTT.SetDefaults()
+	for i := range c.Cameras {
+		c.Cameras[i].SetDefaults()
+	}
+	for i := range c.Folders {
+		c.Folders[i].SetDefaults()
+	}
+	for i := range c.Snapshots {
+		c.Snapshots[i].SetDefaults()
+	}
+	for i := range c.Replays {
+		c.Replays[i].SetDefaults()
+	}
 }
 
 // flagKey maps a flag name to the key it sets: each dash is either a
@@ -316,7 +336,8 @@ func join(prefix, key string) string {
 
 // Validate checks everything Load cannot: required keys, ranges, URLs,
 // addresses, unique source names, files that must exist. The error lists
-// every problem, each prefixed with its key path.
+// every problem, each prefixed with its key path. It changes nothing: a
+// Config not made by Load needs SetDefaults first.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(key string, err error) {
@@ -398,7 +419,6 @@ func (c *Config) Validate() error {
 	if c.Watchdog.StallTimeout <= 0 {
 		add("watchdog.stall_timeout", errors.New("must be > 0"))
 	}
-	c.MQTT.SetDefaults()
 	nested("mqtt", c.MQTT.Validate())
 
 	names := map[string]string{}
@@ -417,7 +437,6 @@ func (c *Config) Validate() error {
 			key := fmt.Sprintf("%s[%d]", kind, i)
 			srcName, sc := at(i)
 			name(key, srcName)
-			sc.SetDefaults()
 			nested(key, sc.Validate())
 		}
 	}
@@ -428,9 +447,8 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// sourceConfig is what each source's configuration offers.
+// sourceConfig is what Validate needs of each source's configuration.
 type sourceConfig interface {
-	SetDefaults()
 	Validate() error
 }
 

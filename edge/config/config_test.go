@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/edgeinfer/edgeinfer/edge/source/camera"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -120,5 +123,37 @@ func TestFlagKey(t *testing.T) {
 		if (want == "") == ok || got != want {
 			t.Errorf("flagKey(%q) = %q, %v; want %q", flag, got, ok, want)
 		}
+	}
+}
+
+// TestLoadFillsDefaultsValidateChangesNothing: Load fills the defaults of
+// sources and of mqtt; Validate only reads (zero values stand for the
+// defaults), so validating a Config made by hand leaves it as it was.
+func TestLoadFillsDefaultsValidateChangesNothing(t *testing.T) {
+	model := t.TempDir()
+	c, err := Load(writeConfig(t, "model: "+model+"\ncameras:\n  - name: c\n    preset: command\n    command: [ffmpeg]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cam := c.Cameras[0]; cam.RestartMin == 0 || cam.MaxFrameBytes == 0 || c.MQTT.Prefix == "" || c.MQTT.QoS == nil {
+		t.Fatalf("Load left defaults out: camera %+v, mqtt prefix %q", cam, c.MQTT.Prefix)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	bare := Defaults()
+	bare.Model = model
+	bare.Cameras = []camera.Config{{Name: "c", Preset: camera.PresetCommand, Command: []string{"ffmpeg"}}}
+	before := fmt.Sprintf("%+v", bare)
+	if err := bare.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if after := fmt.Sprintf("%+v", bare); after != before {
+		t.Errorf("Validate changed the config:\n%s\n%s", before, after)
+	}
+	bare.SetDefaults()
+	if fmt.Sprintf("%+v", bare) == before {
+		t.Error("SetDefaults filled nothing")
 	}
 }
