@@ -62,12 +62,7 @@ func BenchmarkInvoke(b *testing.B) {
 // network computes in well under 0.1 ms): the hand-over to the
 // interpreter's inference thread and back.
 func BenchmarkInvokeSmall(b *testing.B) {
-	m := loadFile(b, mnistPath)
-	it, err := m.NewInterpreter(Options{Threads: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer it.Close()
+	it := interpreter(b, mnistPath, Options{Threads: 1})
 	for b.Loop() {
 		if err := it.Invoke(); err != nil {
 			b.Fatal(err)

@@ -71,12 +71,7 @@ func TestInvokerThreads(t *testing.T) {
 // thread gives the same output every time, from several goroutines in
 // turn (the hand-over carries the tensors' memory both ways).
 func TestInvokeResultsRepeat(t *testing.T) {
-	m := loadFile(t, mobilenetPath)
-	it, err := m.NewInterpreter(Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
+	it := interpreter(t, mobilenetPath, Options{Threads: 1})
 	in := it.Input()
 	pixels := make([]byte, in.Shape[1]*in.Shape[2]*in.Shape[3])
 	var first []float32

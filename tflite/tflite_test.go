@@ -45,6 +45,18 @@ func loadFile(t testing.TB, path string) *Model {
 	return m
 }
 
+// interpreter makes an interpreter of the model at path; both are closed
+// when the test ends.
+func interpreter(t testing.TB, path string, opts Options) *Interpreter {
+	t.Helper()
+	it, err := loadFile(t, path).NewInterpreter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(it.Close)
+	return it
+}
+
 func TestLoadRejectsBadModels(t *testing.T) {
 	mobilenet := readFile(t, mobilenetPath)
 	random := make([]byte, 64<<10)
@@ -215,12 +227,7 @@ func TestModelOutlivesInterpreters(t *testing.T) {
 }
 
 func TestSetPixelsChecksLength(t *testing.T) {
-	m := loadFile(t, mobilenetPath)
-	it, err := m.NewInterpreter(Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
+	it := interpreter(t, mobilenetPath, Options{Threads: 1})
 	for _, n := range []int{0, 1, 224*224*3 - 1, 224*224*3 + 1, 1 << 20} {
 		if err := it.SetPixels(make([]byte, n), Normalization{}); !errors.Is(err, ErrInput) {
 			t.Errorf("SetPixels(%d bytes) = %v, want ErrInput", n, err)
