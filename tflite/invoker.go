@@ -32,7 +32,6 @@ typedef struct {
 
 static void *ei_invoker_main(void *arg) {
 	ei_invoker *v = arg;
-	pthread_setname_np(pthread_self(), "tflite-invoke");
 	pthread_mutex_lock(&v->mu);
 	for (;;) {
 		while (!v->pending && !v->quit) {
@@ -79,6 +78,9 @@ static ei_invoker *ei_invoker_new(TfLiteInterpreter *it) {
 		errno = e;
 		return NULL;
 	}
+	// Named here rather than by the thread itself, so that the name is
+	// there when the invoker is handed out.
+	pthread_setname_np(v->thread, "tflite-invoke");
 	return v;
 }
 
