@@ -83,11 +83,15 @@ func (m *Model) newInterpreter(opts Options, wc weightsCache) (*Interpreter, err
 	}
 	xnnpack := !opts.NoXNNPACK && XNNPACK()
 	it, refused, err := m.create(opts, wc, xnnpack)
-	if it == nil && err == nil && xnnpack {
-		var msg string
-		if it, msg, err = m.create(opts, wc, false); it == nil && err == nil {
-			refused = msg // the model's own fault, told without the delegate's
+	if it == nil && xnnpack {
+		if err != nil {
+			refused = err.Error()
 		}
+		var msg string
+		it, msg, err = m.create(opts, wc, false)
+		// Failing without the delegate too is the model's own fault: say
+		// that, not the delegate's part.
+		refused = nonEmpty(msg, refused)
 	}
 	if it == nil && err == nil {
 		err = fmt.Errorf("tflite: create interpreter: %w: %s", ErrInvalidModel, nonEmpty(refused, "no reason given"))
@@ -221,11 +225,7 @@ func (i *Interpreter) Invoke() error {
 	if i.inv == nil {
 		return fmt.Errorf("tflite: interpreter: %w", ErrClosed)
 	}
-	s, err := i.inv.invoke()
-	if err != nil {
-		return err
-	}
-	if s != gotflite.OK { // never compare with gotflite.Error: it equals OK
+	if s := i.inv.invoke(); s != gotflite.OK { // never compare with gotflite.Error: it equals OK
 		return fmt.Errorf("tflite: invoke: %s", nonEmpty(i.log.take(), s.String()))
 	}
 	return nil

@@ -4,6 +4,7 @@ package tflite
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -21,11 +22,12 @@ package tflite
 // hand-over costs about 0.1 ms per call.
 typedef struct {
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
+	pthread_cond_t cond; // signals both ways: a run asked for, a run ended
 	pthread_t thread;
 	TfLiteInterpreter *it;
 	int efd;
-	int pending; // a run was asked for and has not started
+	uint64_t started;  // runs asked for
+	uint64_t finished; // runs ended; equal to started when idle
 	int quit;
 	TfLiteStatus status; // of the last run
 } ei_invoker;
@@ -34,17 +36,18 @@ static void *ei_invoker_main(void *arg) {
 	ei_invoker *v = arg;
 	pthread_mutex_lock(&v->mu);
 	for (;;) {
-		while (!v->pending && !v->quit) {
+		while (v->finished == v->started && !v->quit) {
 			pthread_cond_wait(&v->cond, &v->mu);
 		}
 		if (v->quit) {
 			break;
 		}
-		v->pending = 0;
 		pthread_mutex_unlock(&v->mu);
 		TfLiteStatus s = TfLiteInterpreterInvoke(v->it);
 		pthread_mutex_lock(&v->mu);
 		v->status = s;
+		v->finished = v->started;
+		pthread_cond_broadcast(&v->cond);
 		uint64_t one = 1;
 		while (write(v->efd, &one, sizeof one) < 0 && errno == EINTR) {
 		}
@@ -69,7 +72,14 @@ static ei_invoker *ei_invoker_new(TfLiteInterpreter *it) {
 	}
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_cond_init(&v->cond, NULL);
+	// The thread starts with every signal blocked, so that the process's
+	// signals go to Go's threads and not through Go's slower path for
+	// signals that land on foreign threads.
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	int e = pthread_create(&v->thread, NULL, ei_invoker_main, v);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e != 0) {
 		pthread_cond_destroy(&v->cond);
 		pthread_mutex_destroy(&v->mu);
@@ -79,21 +89,40 @@ static ei_invoker *ei_invoker_new(TfLiteInterpreter *it) {
 		return NULL;
 	}
 	// Named here rather than by the thread itself, so that the name is
-	// there when the invoker is handed out.
+	// there when the invoker is handed out. Threads TensorFlow Lite starts
+	// from it (its own kernels' workers) inherit the name.
 	pthread_setname_np(v->thread, "tflite-invoke");
 	return v;
 }
 
 static void ei_invoker_start(ei_invoker *v) {
 	pthread_mutex_lock(&v->mu);
-	v->pending = 1;
-	pthread_cond_signal(&v->cond);
+	v->started++;
+	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->mu);
 }
 
-static TfLiteStatus ei_invoker_status(ei_invoker *v) {
+// ei_invoker_finished reports whether the last run asked for has ended,
+// and its status.
+static int ei_invoker_finished(ei_invoker *v, TfLiteStatus *status) {
 	pthread_mutex_lock(&v->mu);
+	int done = v->finished == v->started;
+	*status = v->status;
+	pthread_mutex_unlock(&v->mu);
+	return done;
+}
+
+// ei_invoker_wait blocks until the last run asked for has ended, then
+// empties the eventfd; the fallback when the eventfd cannot be read.
+static TfLiteStatus ei_invoker_wait(ei_invoker *v) {
+	pthread_mutex_lock(&v->mu);
+	while (v->finished != v->started) {
+		pthread_cond_wait(&v->cond, &v->mu);
+	}
 	TfLiteStatus s = v->status;
+	uint64_t n;
+	while (read(v->efd, &n, sizeof n) < 0 && errno == EINTR) {
+	}
 	pthread_mutex_unlock(&v->mu);
 	return s;
 }
@@ -103,7 +132,7 @@ static TfLiteStatus ei_invoker_status(ei_invoker *v) {
 static void ei_invoker_free(ei_invoker *v) {
 	pthread_mutex_lock(&v->mu);
 	v->quit = 1;
-	pthread_cond_signal(&v->cond);
+	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->mu);
 	pthread_join(v->thread, NULL);
 	pthread_cond_destroy(&v->cond);
@@ -116,6 +145,8 @@ import "C"
 import (
 	"fmt"
 	"os"
+	"syscall"
+	"time"
 	"unsafe"
 
 	gotflite "github.com/mattn/go-tflite"
@@ -146,24 +177,40 @@ func newInvoker(it *gotflite.Interpreter) (*invoker, error) {
 		return nil, fmt.Errorf("tflite: starting the inference thread: %w", err)
 	}
 	// The eventfd is non-blocking, so os.NewFile registers it with the
-	// poller and Read parks the goroutine instead of an OS thread.
-	return &invoker{c: c, done: os.NewFile(uintptr(c.efd), "tflite-invoke")}, nil
+	// poller and Read parks the goroutine instead of an OS thread. If the
+	// poller will not take it (no deadline support tells), reads block
+	// the thread instead, like a cgo call.
+	done := os.NewFile(uintptr(c.efd), "tflite-invoke")
+	if done.SetReadDeadline(time.Time{}) != nil {
+		if err := syscall.SetNonblock(int(c.efd), false); err != nil {
+			C.ei_invoker_free(c)
+			done.Close()
+			return nil, fmt.Errorf("tflite: inference thread: %w", err)
+		}
+	}
+	return &invoker{c: c, done: done}, nil
 }
 
-// invoke runs the interpreter once and waits for the end.
-func (v *invoker) invoke() (gotflite.Status, error) {
+// invoke runs the interpreter once and returns when the run has ended
+// (never before: the caller may reuse the tensors at once).
+func (v *invoker) invoke() gotflite.Status {
 	C.ei_invoker_start(v.c)
-	var b [8]byte
-	if _, err := v.done.Read(b[:]); err != nil {
-		// Only a closed or broken eventfd; the run may still be going on,
-		// and free waits for it.
-		return gotflite.Error, fmt.Errorf("tflite: waiting for Invoke: %w", err)
+	var (
+		b      [8]byte
+		status C.TfLiteStatus
+	)
+	// One eventfd write per run, and each read takes the count: a read
+	// returns when this run has ended. Should one fail (it cannot, short
+	// of a closed descriptor), wait in C instead.
+	if _, err := v.done.Read(b[:]); err == nil && C.ei_invoker_finished(v.c, &status) == 1 {
+		return gotflite.Status(status)
 	}
-	return gotflite.Status(C.ei_invoker_status(v.c)), nil
+	return gotflite.Status(C.ei_invoker_wait(v.c))
 }
 
 // free waits for a run in progress, stops the thread and closes the
-// eventfd. The interpreter must be deleted after it.
+// eventfd. The interpreter must be deleted after it. Not concurrently
+// with invoke (Pool and Interpreter's contract).
 func (v *invoker) free() {
 	if v == nil {
 		return

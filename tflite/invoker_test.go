@@ -108,3 +108,57 @@ func TestInvokeResultsRepeat(t *testing.T) {
 		}
 	}
 }
+
+// TestInvokeWaitsWhenTheEventfdFails: should reading the end-of-run
+// eventfd fail, Invoke still returns only once the run has ended (with
+// its outputs), and the next runs stay in step.
+func TestInvokeWaitsWhenTheEventfdFails(t *testing.T) {
+	it := interpreter(t, mobilenetPath, Options{Threads: 1})
+	in := it.Input()
+	input := func(seed int) []byte {
+		p := make([]byte, in.Shape[1]*in.Shape[2]*in.Shape[3])
+		for i := range p {
+			p[i] = byte(i*seed + seed)
+		}
+		return p
+	}
+	run := func(pixels []byte) []float32 {
+		t.Helper()
+		if err := it.SetPixels(pixels, Normalization{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := it.Invoke(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := it.Scores(0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := input(7), input(13)
+	wantA, wantB := run(a), run(b)
+	if equalFloats(wantA, wantB) {
+		t.Fatal("two inputs gave the same scores; the test cannot tell runs apart")
+	}
+
+	real := it.inv.done
+	broken, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken.Close() // reads fail at once
+	it.inv.done = broken
+	if got := run(a); !equalFloats(got, wantA) {
+		t.Error("with a failing eventfd, Invoke returned before its run ended")
+	}
+	it.inv.done = real
+	for range 3 {
+		if got := run(b); !equalFloats(got, wantB) {
+			t.Fatal("after a failed eventfd read, runs are out of step")
+		}
+		if got := run(a); !equalFloats(got, wantA) {
+			t.Fatal("after a failed eventfd read, runs are out of step")
+		}
+	}
+}

@@ -39,8 +39,11 @@ func NewPool(m *Model, n int, opts Options) (*Pool, error) {
 		}
 		p.all = append(p.all, it)
 		p.free <- it
-		if it.refused != "" {
-			opts.NoXNNPACK = true // the others would be refused the same way
+		if it.refused != "" && !opts.NoXNNPACK {
+			// The others would be refused the same way, and nothing will
+			// use what the delegate packed before it gave up.
+			opts.NoXNNPACK = true
+			p.weights.free()
 		}
 	}
 	if err := p.weights.finalize(); err != nil {
