@@ -42,10 +42,7 @@ func (n *Notifier) send(state string) {
 }
 
 // Ready says the daemon serves, with a status line.
-func (n *Notifier) Ready(status string) {
-	n.setStatus(status)
-	n.send("READY=1\nSTATUS=" + status)
-}
+func (n *Notifier) Ready(status string) { n.sendStatus("READY=1\n", status) }
 
 // Reloading says a reload started. MONOTONIC_USEC lets systemd (253 and
 // later, Type=notify-reload) match it with the READY=1 that follows.
@@ -54,21 +51,24 @@ func (n *Notifier) Reloading() {
 }
 
 // Status sets the one-line status systemctl shows.
-func (n *Notifier) Status(status string) {
-	n.setStatus(status)
-	n.send("STATUS=" + status)
-}
+func (n *Notifier) Status(status string) { n.sendStatus("", status) }
 
-func (n *Notifier) setStatus(status string) {
-	n.mu.Lock()
-	n.status = status
-	n.mu.Unlock()
-}
-
-func (n *Notifier) lastStatus() string {
+// sendStatus sends prefix and a status line and keeps the line for after
+// a stall; under the lock, so that a restore cannot overtake a newer line.
+func (n *Notifier) sendStatus(prefix, status string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.status
+	n.status = status
+	n.send(prefix + "STATUS=" + status)
+}
+
+// restoreStatus sends the last status line again, if there is one.
+func (n *Notifier) restoreStatus() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.status != "" {
+		n.send("STATUS=" + n.status)
+	}
 }
 
 // Stopping says shutdown began.
@@ -104,7 +104,7 @@ func (n *Notifier) Watchdog(ctx context.Context, healthy func() error) {
 		}
 		if stalled {
 			n.log.Info("pipeline progressing again")
-			n.send("STATUS=" + n.lastStatus())
+			n.restoreStatus()
 			stalled = false
 		}
 		n.send("WATCHDOG=1")

@@ -17,6 +17,14 @@ import (
 // 10 s without one).
 func listen(t *testing.T) func() string {
 	t.Helper()
+	next, _ := listenWithin(t)
+	return next
+}
+
+// listenWithin is listen that also returns a function waiting at most d
+// for a message (false if none came).
+func listenWithin(t *testing.T) (next func() string, within func(d time.Duration) (string, bool)) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
@@ -24,16 +32,24 @@ func listen(t *testing.T) func() string {
 	}
 	t.Cleanup(func() { conn.Close() })
 	t.Setenv("NOTIFY_SOCKET", path)
-	return func() string {
-		t.Helper()
+	within = func(d time.Duration) (string, bool) {
 		buf := make([]byte, 4096)
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		conn.SetReadDeadline(time.Now().Add(d))
 		n, err := conn.Read(buf)
 		if err != nil {
-			t.Fatalf("no sd_notify message: %v", err)
+			return "", false
 		}
-		return string(buf[:n])
+		return string(buf[:n]), true
 	}
+	next = func() string {
+		t.Helper()
+		msg, ok := within(10 * time.Second)
+		if !ok {
+			t.Fatal("no sd_notify message within 10 s")
+		}
+		return msg
+	}
+	return next, within
 }
 
 func TestNotifierMessages(t *testing.T) {
@@ -61,7 +77,7 @@ func TestNotifierMessages(t *testing.T) {
 // stalled, the status line says so, and once it progresses again both the
 // keep-alives and the status line from before the stall come back.
 func TestWatchdogStallAndRecovery(t *testing.T) {
-	next := listen(t)
+	next, within := listenWithin(t)
 	t.Setenv("WATCHDOG_USEC", "20000") // keep-alives every 10 ms
 	n := NewNotifier(nil)
 	n.Ready("serving m1")
@@ -87,6 +103,11 @@ func TestWatchdogStallAndRecovery(t *testing.T) {
 	if got := next(); got != "STATUS=stalled: no frame for 30s" {
 		t.Fatalf("on a stall the watchdog sent %q", got)
 	}
+	// Nothing more while stalled: no keep-alive, no repeated status
+	// (ten keep-alive intervals).
+	if got, ok := within(100 * time.Millisecond); ok {
+		t.Fatalf("while stalled the watchdog sent %q", got)
+	}
 	stalled.Store(false)
 	if got := next(); got != "STATUS=serving m1" {
 		t.Fatalf("after the stall the status line is %q, want the one from before", got)
@@ -109,5 +130,34 @@ func TestWatchdogDisabled(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Watchdog did not return without WATCHDOG_USEC")
+	}
+}
+
+// TestWatchdogRecoveryWithoutStatus: with no status line set before the
+// stall there is none to restore, and no empty STATUS= is sent.
+func TestWatchdogRecoveryWithoutStatus(t *testing.T) {
+	next := listen(t)
+	t.Setenv("WATCHDOG_USEC", "20000")
+	n := NewNotifier(nil)
+	var stalled atomic.Bool
+	stalled.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		n.Watchdog(ctx, func() error {
+			if stalled.Load() {
+				return errors.New("stuck")
+			}
+			return nil
+		})
+	})
+	defer wg.Wait()
+	defer cancel()
+	if got := next(); got != "STATUS=stalled: stuck" {
+		t.Fatalf("on a stall the watchdog sent %q", got)
+	}
+	stalled.Store(false)
+	if got := next(); got != "WATCHDOG=1" {
+		t.Fatalf("after the stall the watchdog sent %q, want a keep-alive", got)
 	}
 }
