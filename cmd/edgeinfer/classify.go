@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/viper"
+	"github.com/spf13/pflag"
 
 	"github.com/edgeinfer/edgeinfer/edge"
 	"github.com/edgeinfer/edgeinfer/edge/imageio"
@@ -35,19 +35,17 @@ the exit status is 1.`,
 			// Flags not given on the command line may come from the
 			// environment (EDGEINFER_MODEL, EDGEINFER_THREADS, ...) or
 			// from the daemon's variables (EDGEINFER_ENGINE_THREADS, ...).
-			v, err := flagsWithEnv(cmd)
+			if err := flagsFromEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			xnnpack, err := cmd.Flags().GetBool("xnnpack")
 			if err != nil {
 				return err
 			}
-			opts.Model, opts.Labels = v.GetString("model"), v.GetString("labels")
-			opts.TopK, opts.Threads = v.GetInt("top"), v.GetInt("threads")
-			opts.Threshold = float32(v.GetFloat64("threshold"))
-			opts.NoXNNPACK = !v.GetBool("xnnpack")
+			opts.NoXNNPACK = !xnnpack
 			// One image at a time: one interpreter, a thread per core
 			// unless --threads says otherwise (engineShape).
 			opts.Interpreters = 1
-			opts.Limits = imageio.Limits{MaxPixels: v.GetInt64("max-pixels"), MaxBytes: v.GetInt64("max-bytes")}
-			asJSON, deviceID = v.GetBool("json"), v.GetString("device-id")
 			if opts.Model == "" {
 				return errors.New("--model (or EDGEINFER_MODEL) is required")
 			}
@@ -115,28 +113,33 @@ var daemonEnv = map[string]string{
 	"max-bytes":  "EDGEINFER_LIMITS_MAX_IMAGE_BYTES",
 }
 
-// flagsWithEnv returns a viper instance over the command's flags in which
-// a flag left unset takes its value from EDGEINFER_<FLAG> (dashes as
-// underscores), or else from the daemon's variable for the same setting
-// (daemonEnv).
-func flagsWithEnv(cmd *cobra.Command) (*viper.Viper, error) {
-	v := viper.New()
-	v.SetEnvPrefix("EDGEINFER")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	v.AutomaticEnv()
-	for flag, env := range daemonEnv {
-		if cmd.Flags().Lookup(flag) == nil {
-			continue
+// flagsFromEnv sets each flag left off the command line from
+// EDGEINFER_<FLAG> (dashes as underscores), or else from the daemon's
+// variable for the same setting (daemonEnv). Values are parsed as on the
+// command line: a value that does not parse is an error naming the
+// variable, not a silent zero. Empty variables count as unset.
+func flagsFromEnv(flags *pflag.FlagSet) error {
+	var errs []error
+	flags.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "help" {
+			return
 		}
-		own := "EDGEINFER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
-		if err := v.BindEnv(flag, own, env); err != nil {
-			return nil, err
+		names := []string{"EDGEINFER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))}
+		if env, ok := daemonEnv[f.Name]; ok {
+			names = append(names, env)
 		}
-	}
-	if err := v.BindPFlags(cmd.Flags()); err != nil {
-		return nil, err
-	}
-	return v, nil
+		for _, env := range names {
+			v := strings.TrimSpace(os.Getenv(env))
+			if v == "" {
+				continue
+			}
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+			return
+		}
+	})
+	return errors.Join(errs...)
 }
 
 // classifyFile reads one image file within the limits and classifies it.

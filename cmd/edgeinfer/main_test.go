@@ -424,4 +424,13 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "100") {
 		t.Errorf("EDGEINFER_LIMITS_MAX_IMAGE_BYTES=100 did not limit the image: exit %d %q", r.code, r.stderr)
 	}
+	// A value that does not parse is an error naming the variable, as a
+	// bad flag would be, never a silent zero or false.
+	for _, env := range []string{"EDGEINFER_ENGINE_XNNPACK=yes", "EDGEINFER_THREADS=two", "EDGEINFER_CLASSIFY_THRESHOLD=abc"} {
+		r = runCLIEnv(t, []string{env}, "classify", "--model", mnistDir, img)
+		name := env[:strings.Index(env, "=")]
+		if r.code == 0 || !strings.Contains(r.stderr, name) {
+			t.Errorf("%s: exit %d %q, want an error naming %s", env, r.code, r.stderr, name)
+		}
+	}
 }
