@@ -127,8 +127,9 @@ func TestFlagKey(t *testing.T) {
 }
 
 // TestLoadFillsDefaultsValidateChangesNothing: Load fills the defaults of
-// sources and of mqtt; Validate only reads (zero values stand for the
-// defaults), so validating a Config made by hand leaves it as it was.
+// sources and of mqtt; Validate only reads, so validating a Config made by
+// hand leaves it as it was (a camera's zero values stand for its defaults,
+// so this one is valid either way).
 func TestLoadFillsDefaultsValidateChangesNothing(t *testing.T) {
 	model := t.TempDir()
 	c, err := Load(writeConfig(t, "model: "+model+"\ncameras:\n  - name: c\n    preset: command\n    command: [ffmpeg]\n"), nil)

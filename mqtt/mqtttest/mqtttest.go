@@ -66,8 +66,8 @@ func Start(t testing.TB, extra ...string) *Broker {
 	if err := os.WriteFile(b.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Stop) // first: a Start that fails the test still stops it
 	b.Start()
-	t.Cleanup(b.Stop)
 	return b
 }
 
