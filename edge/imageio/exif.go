@@ -10,29 +10,35 @@ import (
 // first Exif APP1 segment of a JPEG stream, or 1 if there is none or it
 // cannot be read. Only IFD0 is examined and no IFD pointer is ever
 // followed, so hostile offsets can neither loop nor reach outside b.
-func jpegOrientation(b []byte) int {
-	o, _ := jpegHeaders(b)
-	return o
+func jpegOrientation(b []byte) int { return jpegHeaders(b).orientation }
+
+// jpegInfo is what jpegHeaders reads from a JPEG stream's segments.
+type jpegInfo struct {
+	orientation int // EXIF, 1 to 8 (1 when absent or unreadable)
+	// frameOK: the stream has exactly one start-of-frame segment before
+	// its first scan, and image/jpeg would accept it: baseline, extended
+	// or progressive Huffman coding, and a frame header passing
+	// image/jpeg's checks (goFrameOK). libjpeg-turbo decodes more
+	// (arithmetic coding, repeated component identifiers, 3x sampling);
+	// the fast path uses it only where image/jpeg would not refuse, so the
+	// images accepted do not depend on the path or the build.
+	frameOK bool
+	// width and height are the frame's, when frameOK (0 for a height
+	// given later by a DNL marker).
+	width, height int
 }
 
-// jpegHeaders walks a JPEG stream's segments up to the first scan and
-// returns the EXIF orientation (as jpegOrientation) and whether the stream
-// has exactly one start-of-frame segment before it that image/jpeg would
-// accept: baseline, extended or progressive Huffman coding, and a frame
-// header passing image/jpeg's checks (goFrameOK). libjpeg-turbo decodes
-// more (arithmetic coding, repeated component identifiers, 3x sampling);
-// the fast path uses it only where image/jpeg would not refuse, so the
-// images accepted do not depend on the path or the build.
-func jpegHeaders(b []byte) (orientation int, frameOK bool) {
-	orientation = 1
+// jpegHeaders walks a JPEG stream's segments up to the first scan.
+func jpegHeaders(b []byte) jpegInfo {
+	info := jpegInfo{orientation: 1}
 	if len(b) < 4 || b[0] != 0xff || b[1] != 0xd8 {
-		return orientation, false
+		return info
 	}
 	exif, frames := false, 0
 	i := 2
 	for i+4 <= len(b) {
 		if b[i] != 0xff {
-			return orientation, false // Lost marker sync; metadata beyond here is untrustworthy.
+			return jpegInfo{orientation: info.orientation} // Lost marker sync; metadata beyond here is untrustworthy.
 		}
 		m := b[i+1]
 		if m == 0xff {
@@ -44,25 +50,30 @@ func jpegHeaders(b []byte) (orientation int, frameOK bool) {
 		case m == 0x01 || m == 0xd8 || (m >= 0xd0 && m <= 0xd7):
 			continue // Markers without a length field.
 		case m == 0xda || m == 0xd9:
-			return orientation, frameOK && frames == 1 // Metadata must precede the first scan.
+			// Metadata must precede the first scan.
+			info.frameOK = info.frameOK && frames == 1
+			return info
 		}
 		n := int(b[i])<<8 | int(b[i+1]) // Includes the two length bytes.
 		if n < 2 || n > len(b)-i {
-			return orientation, false
+			return jpegInfo{orientation: info.orientation}
 		}
 		seg := b[i+2 : i+n]
 		switch {
 		case m == 0xe1 && !exif && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00":
 			exif = true
-			orientation = tiffOrientation(seg[6:])
+			info.orientation = tiffOrientation(seg[6:])
 		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
 			// 0xc4 DHT, 0xc8 JPG, 0xcc DAC are not frames.
 			frames++
-			frameOK = m <= 0xc2 && goFrameOK(seg)
+			info.frameOK = m <= 0xc2 && goFrameOK(seg)
+			if info.frameOK { // goFrameOK checked the length
+				info.height, info.width = int(seg[1])<<8|int(seg[2]), int(seg[3])<<8|int(seg[4])
+			}
 		}
 		i += n
 	}
-	return orientation, false
+	return jpegInfo{orientation: info.orientation}
 }
 
 // goFrameOK applies image/jpeg's checks of a frame header (processSOF in

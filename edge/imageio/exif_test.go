@@ -1,9 +1,11 @@
 package imageio
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"image"
+	"image/jpeg"
 	"math/rand/v2"
 	"testing"
 )
@@ -224,4 +226,27 @@ func FuzzJPEGOrientation(f *testing.F) {
 			t.Fatalf("orientation %d", o)
 		}
 	})
+}
+
+// TestJPEGHeadersFrameSize: the frame size the segment walk reports (the
+// fast path's pixel limit and scale come from it) is image/jpeg's.
+func TestJPEGHeadersFrameSize(t *testing.T) {
+	for _, data := range [][]byte{
+		encodeJPEG(t, photo(640, 480, 1), 90),
+		encodeJPEG(t, photo(100, 80, 2), 90),
+		withSegment(encodeJPEG(t, photo(480, 640, 3), 90), 0xe1, exifPayload(binary.BigEndian, 6)),
+		readTestdata(t, "progressive.jpg"),
+	} {
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := jpegHeaders(data)
+		if !info.frameOK || info.width != cfg.Width || info.height != cfg.Height {
+			t.Errorf("jpegHeaders = %+v, image/jpeg says %dx%d", info, cfg.Width, cfg.Height)
+		}
+	}
+	if info := jpegHeaders(readTestdata(t, "arithmetic.jpg")); info.frameOK {
+		t.Errorf("arithmetic coding: frameOK (image/jpeg refuses it): %+v", info)
+	}
 }

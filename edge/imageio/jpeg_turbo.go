@@ -80,14 +80,13 @@ func (s *jpegState) preprocess(dst, data []byte, lim Limits, l Layout, r *Resize
 		s.dec = d
 	}
 	start := time.Now()
-	// Header refuses a zero size; DecodeResized and DecodeScaled refuse
-	// CMYK and YCCK, which image/jpeg decodes on the general path.
-	w, h, _, _, err := s.dec.Header(data)
-	if err != nil || int64(w)*int64(h) > lim.maxPixels() {
-		return 0, 0, false
-	}
-	o, frameOK := jpegHeaders(data)
-	if !frameOK {
+	// The frame size comes from the segment walk, which the fast path
+	// needs anyway (frameOK); DecodeResized and DecodeScaled read the
+	// header once more in C and refuse CMYK and YCCK, which image/jpeg
+	// decodes on the general path.
+	info := jpegHeaders(data)
+	w, h, o := info.width, info.height, info.orientation
+	if !info.frameOK || w == 0 || h == 0 || int64(w)*int64(h) > lim.maxPixels() {
 		return 0, 0, false
 	}
 	if o == 1 {
