@@ -50,6 +50,21 @@ type Timings struct {
 	Total       Millis `json:"total"`
 }
 
+// NumStages is the number of stages in Timings.
+const NumStages = 5
+
+// StageNames names the stages of Timings, in the order of Stages: the
+// names of their JSON fields, and the stage labels of the metrics and the
+// status page.
+func StageNames() [NumStages]string {
+	return [...]string{"decode", "preprocess", "inference", "postprocess", "total"}
+}
+
+// Stages returns the timings in the order of StageNames.
+func (t Timings) Stages() [NumStages]Millis {
+	return [...]Millis{t.Decode, t.Preprocess, t.Inference, t.Postprocess, t.Total}
+}
+
 // Millis is a duration that encodes to JSON as fractional milliseconds,
 // rounded to microseconds.
 type Millis time.Duration

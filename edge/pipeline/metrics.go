@@ -20,11 +20,11 @@ const (
 // nothing.
 type Metrics struct {
 	frames *prometheus.CounterVec
-	// stage observers resolved once, in the order of edge.Timings' fields,
-	// so that a frame costs no label lookup or allocation here.
-	decode, preprocess, inference, postprocess, total prometheus.Observer
-	inflight                                          prometheus.Gauge
-	last                                              prometheus.Gauge
+	// stages are resolved once, in the order of edge.StageNames, so that
+	// a frame costs no label lookup or allocation here.
+	stages   [edge.NumStages]prometheus.Observer
+	inflight prometheus.Gauge
+	last     prometheus.Gauge
 }
 
 // NewMetrics registers the pipeline's metrics with reg.
@@ -48,11 +48,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help:    "Time spent per classified image, by stage (decode, preprocess, inference, postprocess, total).",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
 	}, []string{"stage"})
-	m.decode = stages.WithLabelValues("decode")
-	m.preprocess = stages.WithLabelValues("preprocess")
-	m.inference = stages.WithLabelValues("inference")
-	m.postprocess = stages.WithLabelValues("postprocess")
-	m.total = stages.WithLabelValues("total")
+	for i, name := range edge.StageNames() {
+		m.stages[i] = stages.WithLabelValues(name)
+	}
 	reg.MustRegister(m.frames, stages, m.inflight, m.last)
 	return m
 }
@@ -68,12 +66,9 @@ func (m *Metrics) result(r edge.Result) {
 	if m == nil {
 		return
 	}
-	t := r.Timings
-	m.decode.Observe(t.Decode.Duration().Seconds())
-	m.preprocess.Observe(t.Preprocess.Duration().Seconds())
-	m.inference.Observe(t.Inference.Duration().Seconds())
-	m.postprocess.Observe(t.Postprocess.Duration().Seconds())
-	m.total.Observe(t.Total.Duration().Seconds())
+	for i, d := range r.Timings.Stages() {
+		m.stages[i].Observe(d.Duration().Seconds())
+	}
 	m.last.SetToCurrentTime()
 }
 

@@ -32,8 +32,8 @@ type Recorder struct {
 	lastType  string
 	recent    ring[edge.Result]
 	errors    ring[edge.Rejection]
-	stages    [5]ring[float64] // decode, preprocess, inference, postprocess, total (ms)
-	perSecond rateCounter      // results per second over the last rateWindow
+	stages    [edge.NumStages]ring[float64] // ms, in the order of edge.StageNames
+	perSecond rateCounter                   // results per second over the last rateWindow
 	counts    Counts
 }
 
@@ -75,8 +75,7 @@ func (r *Recorder) Publish(e pipeline.Event) {
 	// modified after publishing, so keeping the slice is safe.
 	r.lastFrame, r.lastType = e.Frame.Data, sniff(e.Frame.Data)
 	r.recent.add(e.Result)
-	t := e.Result.Timings
-	for i, d := range []edge.Millis{t.Decode, t.Preprocess, t.Inference, t.Postprocess, t.Total} {
+	for i, d := range e.Result.Timings.Stages() {
 		r.stages[i].add(d.Ms())
 	}
 	r.perSecond.add(r.now())
@@ -111,7 +110,7 @@ type Snapshot struct {
 // Only the copying holds the lock: sorting for the percentiles happens
 // after, so a status request does not hold up publishing.
 func (r *Recorder) Snapshot() Snapshot {
-	var stages [5][]float64
+	var stages [edge.NumStages][]float64
 	r.mu.Lock()
 	s := Snapshot{Recent: r.recent.newestFirst(), Errors: r.errors.newestFirst(), Counts: r.counts}
 	if r.counts.Classified > 0 {
@@ -124,7 +123,7 @@ func (r *Recorder) Snapshot() Snapshot {
 	s.FPS = r.perSecond.rate(r.now())
 	r.mu.Unlock()
 
-	for i, name := range []string{"decode", "preprocess", "inference", "postprocess", "total"} {
+	for i, name := range edge.StageNames() {
 		v := stages[i]
 		if len(v) == 0 {
 			continue
