@@ -179,18 +179,43 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 // mqtt section and of each configured source. Load calls it.
 func (c *Config) SetDefaults() {
 	c.MQTT.SetDefaults()
+	for _, s := range c.sources() {
+		s.cfg.SetDefaults()
+	}
+}
+
+// sourceConfig is what each source's configuration offers.
+type sourceConfig interface {
+	SetDefaults()
+	Validate() error
+}
+
+// configuredSource is one entry of a source list, with its key path
+// ("cameras[0]") and name.
+type configuredSource struct {
+	key, name string
+	cfg       sourceConfig
+}
+
+// sources lists every configured source in file order, kind by kind.
+func (c *Config) sources() []configuredSource {
+	var all []configuredSource
+	add := func(kind string, i int, name string, cfg sourceConfig) {
+		all = append(all, configuredSource{fmt.Sprintf("%s[%d]", kind, i), name, cfg})
+	}
 	for i := range c.Cameras {
-		c.Cameras[i].SetDefaults()
+		add("cameras", i, c.Cameras[i].Name, &c.Cameras[i])
 	}
 	for i := range c.Folders {
-		c.Folders[i].SetDefaults()
+		add("folders", i, c.Folders[i].Name, &c.Folders[i])
 	}
 	for i := range c.Snapshots {
-		c.Snapshots[i].SetDefaults()
+		add("snapshots", i, c.Snapshots[i].Name, &c.Snapshots[i])
 	}
 	for i := range c.Replays {
-		c.Replays[i].SetDefaults()
+		add("replays", i, c.Replays[i].Name, &c.Replays[i])
 	}
+	return all
 }
 
 // flagKey maps a flag name to the key it sets: each dash is either a
@@ -422,34 +447,18 @@ func (c *Config) Validate() error {
 	nested("mqtt", c.MQTT.Validate())
 
 	names := map[string]string{}
-	name := func(key, n string) {
-		if n == "" {
-			add(key+".name", errors.New("required"))
-			return
+	for _, s := range c.sources() {
+		if s.name == "" {
+			add(s.key+".name", errors.New("required"))
+		} else {
+			if prev, dup := names[s.name]; dup {
+				add(s.key+".name", fmt.Errorf("%q is already the name of %s", s.name, prev))
+			}
+			names[s.name] = s.key
 		}
-		if prev, dup := names[n]; dup {
-			add(key+".name", fmt.Errorf("%q is already the name of %s", n, prev))
-		}
-		names[n] = key
+		nested(s.key, s.cfg.Validate())
 	}
-	sources := func(kind string, n int, at func(i int) (string, sourceConfig)) {
-		for i := range n {
-			key := fmt.Sprintf("%s[%d]", kind, i)
-			srcName, sc := at(i)
-			name(key, srcName)
-			nested(key, sc.Validate())
-		}
-	}
-	sources("cameras", len(c.Cameras), func(i int) (string, sourceConfig) { return c.Cameras[i].Name, &c.Cameras[i] })
-	sources("folders", len(c.Folders), func(i int) (string, sourceConfig) { return c.Folders[i].Name, &c.Folders[i] })
-	sources("snapshots", len(c.Snapshots), func(i int) (string, sourceConfig) { return c.Snapshots[i].Name, &c.Snapshots[i] })
-	sources("replays", len(c.Replays), func(i int) (string, sourceConfig) { return c.Replays[i].Name, &c.Replays[i] })
 	return errors.Join(errs...)
-}
-
-// sourceConfig is what Validate needs of each source's configuration.
-type sourceConfig interface {
-	Validate() error
 }
 
 // HTTPToken returns the bearer token, read from TokenFile if set.
