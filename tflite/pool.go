@@ -26,11 +26,17 @@ type Pool struct {
 
 // NewPool makes n interpreters (at least one) for m.
 func NewPool(m *Model, n int, opts Options) (*Pool, error) {
-	n = max(n, 1)
-	p := &Pool{model: m, free: make(chan *Interpreter, n)}
+	var weights weightsCache
 	if !opts.NoXNNPACK {
-		p.weights = newWeightsCache()
+		weights = newWeightsCache()
 	}
+	return newPool(m, n, opts, weights)
+}
+
+// newPool is NewPool with the weights cache given; the pool owns it.
+func newPool(m *Model, n int, opts Options, weights weightsCache) (*Pool, error) {
+	n = max(n, 1)
+	p := &Pool{model: m, free: make(chan *Interpreter, n), weights: weights}
 	for range n {
 		it, err := m.newAllocated(opts, p.weights)
 		if err != nil {
@@ -40,10 +46,13 @@ func NewPool(m *Model, n int, opts Options) (*Pool, error) {
 		p.all = append(p.all, it)
 		p.free <- it
 		if it.refused != "" && !opts.NoXNNPACK {
-			// The others would be refused the same way, and nothing will
-			// use what the delegate packed before it gave up.
+			// The others would be refused the same way. If this is the
+			// first, nothing will use what the delegate packed before it
+			// gave up; earlier interpreters' delegates use the cache.
 			opts.NoXNNPACK = true
-			p.weights.free()
+			if len(p.all) == 1 {
+				p.weights.free()
+			}
 		}
 	}
 	if err := p.weights.finalize(); err != nil {

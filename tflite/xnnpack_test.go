@@ -1,6 +1,7 @@
 package tflite
 
 import (
+	"context"
 	"math"
 	"os"
 	"path/filepath"
@@ -72,17 +73,7 @@ func TestDelegation(t *testing.T) {
 // index of the top score.
 func classifyTop1(t *testing.T, it *Interpreter, path string, l imageio.Layout, norm Normalization) int {
 	t.Helper()
-	pixels := preprocess(t, path, l)
-	if err := it.SetPixels(pixels, norm); err != nil {
-		t.Fatal(err)
-	}
-	if err := it.Invoke(); err != nil {
-		t.Fatal(err)
-	}
-	scores, err := it.Scores(0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	scores := runScores(t, it, preprocess(t, path, l), norm, 0)
 	best := 0
 	for i, s := range scores {
 		if s > scores[best] {
@@ -210,19 +201,7 @@ func TestPoolSharesWeights(t *testing.T) {
 	m := loadFile(t, mobilenetPath)
 	l := imageio.Layout{Width: 224, Height: 224, Channels: 3}
 	pixels := preprocess(t, "../models/mobilenet-v1-quant/samples/peacock.png", l)
-	scores := func(it *Interpreter) []float32 {
-		if err := it.SetPixels(pixels, Normalization{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := it.Invoke(); err != nil {
-			t.Fatal(err)
-		}
-		s, err := it.Scores(0, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	scores := func(it *Interpreter) []float32 { return runScores(t, it, pixels, Normalization{}, 0) }
 	alone, err := m.NewInterpreter(Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -281,35 +260,55 @@ func TestXNNPACKRefusedFallsBack(t *testing.T) {
 	}
 
 	// It answers exactly like an interpreter made without the delegate.
-	plain, err := ssd.NewInterpreter(Options{Threads: 1, NoXNNPACK: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
+	plain := interpreter(t, ssdPath, Options{Threads: 1, NoXNNPACK: true})
 	if d := plain.Delegation(); d.Refused != "" || d.String() != "cpu" {
 		t.Errorf("without the delegate: %+v", d)
 	}
 	l := imageio.Layout{Width: 300, Height: 300, Channels: 3}
 	pixels := preprocess(t, "../models/ssd-mobilenet-v1-quant/samples/example.jpg", l)
-	for _, x := range []*Interpreter{it, plain} {
-		if err := x.SetPixels(pixels, Normalization{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := x.Invoke(); err != nil {
-			t.Fatal(err)
+	for k := range it.outs {
+		if a, b := runScores(t, it, pixels, Normalization{}, k), runScores(t, plain, pixels, Normalization{}, k); !equalFloats(a, b) {
+			t.Errorf("output %d differs from the plain interpreter's", k)
 		}
 	}
-	for k := range it.outs {
-		a, err := it.Scores(k, nil)
-		if err != nil {
-			t.Fatal(err)
+}
+
+// TestXNNPACKRefusedPool: a pool whose first interpreter the delegate
+// refuses makes the others without it, drops the weights cache nothing
+// uses, and serves on TensorFlow Lite's own kernels.
+func TestXNNPACKRefusedPool(t *testing.T) {
+	requireXNNPACK(t)
+	mobilenet, ssd := loadFile(t, mobilenetPath), loadFile(t, ssdPath)
+	wc := newWeightsCache() // the pool's from newPool on
+	first, err := mobilenet.newAllocated(Options{Threads: 1}, wc)
+	if err != nil {
+		wc.free()
+		t.Fatal(err)
+	}
+	if err := wc.finalize(); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	p, err := newPool(ssd, 2, Options{Threads: 1}, wc)
+	if err != nil {
+		t.Fatalf("no fallback to TensorFlow Lite's kernels: %v", err)
+	}
+	defer p.Close()
+	if d := p.Delegation(); d.Delegate != "cpu" || d.Refused == "" || p.Size() != 2 {
+		t.Errorf("pool of %d, delegation %+v", p.Size(), d)
+	}
+	if p.weights.c != nil {
+		t.Error("the refused pool kept its weights cache")
+	}
+	for _, it := range p.all {
+		if d := it.Delegation(); d.Delegate != "cpu" {
+			t.Errorf("an interpreter of the refused pool runs on %v", d)
 		}
-		b, err := plain.Scores(k, nil)
-		if err != nil {
+	}
+	for range 4 {
+		if err := p.Do(context.Background(), func(it *Interpreter) error { return it.Invoke() }); err != nil {
 			t.Fatal(err)
-		}
-		if !equalFloats(a, b) {
-			t.Errorf("output %d differs from the plain interpreter's", k)
 		}
 	}
 }
