@@ -82,26 +82,26 @@ func (m *Model) newInterpreter(opts Options, wc weightsCache) (*Interpreter, err
 		return nil, err
 	}
 	xnnpack := !opts.NoXNNPACK && XNNPACK()
-	it, refused, err := m.create(opts, wc, xnnpack)
+	it, reason, err := m.create(opts, wc, xnnpack)
 	if it == nil && xnnpack {
 		if err != nil {
-			refused = err.Error()
+			reason = err.Error()
 		}
-		var msg string
-		it, msg, err = m.create(opts, wc, false)
-		// Failing without the delegate too is the model's own fault: say
-		// that, not the delegate's part.
-		refused = nonEmpty(msg, refused)
+		var cpuReason string
+		if it, cpuReason, err = m.create(opts, wc, false); it != nil {
+			it.refused = nonEmpty(reason, "no reason given")
+		} else {
+			// Failing without the delegate too is the model's own fault:
+			// say that, not the delegate's part.
+			reason = nonEmpty(cpuReason, reason)
+		}
 	}
 	if it == nil && err == nil {
-		err = fmt.Errorf("tflite: create interpreter: %w: %s", ErrInvalidModel, nonEmpty(refused, "no reason given"))
+		err = fmt.Errorf("tflite: create interpreter: %w: %s", ErrInvalidModel, nonEmpty(reason, "no reason given"))
 	}
 	if err != nil {
 		m.release()
 		return nil, err
-	}
-	if xnnpack && it.dg.xnn == nil {
-		it.refused = nonEmpty(refused, "no reason given")
 	}
 	return it, nil
 }

@@ -122,20 +122,7 @@ func TestInvokeWaitsWhenTheEventfdFails(t *testing.T) {
 		}
 		return p
 	}
-	run := func(pixels []byte) []float32 {
-		t.Helper()
-		if err := it.SetPixels(pixels, Normalization{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := it.Invoke(); err != nil {
-			t.Fatal(err)
-		}
-		s, err := it.Scores(0, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	run := func(pixels []byte) []float32 { return runScores(t, it, pixels, Normalization{}, 0) }
 	a, b := input(7), input(13)
 	wantA, wantB := run(a), run(b)
 	if equalFloats(wantA, wantB) {

@@ -57,6 +57,22 @@ func interpreter(t testing.TB, path string, opts Options) *Interpreter {
 	return it
 }
 
+// runScores feeds pixels to it, runs it, and returns output k's scores.
+func runScores(t testing.TB, it *Interpreter, pixels []byte, norm Normalization, k int) []float32 {
+	t.Helper()
+	if err := it.SetPixels(pixels, norm); err != nil {
+		t.Fatal(err)
+	}
+	if err := it.Invoke(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := it.Scores(k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestLoadRejectsBadModels(t *testing.T) {
 	mobilenet := readFile(t, mobilenetPath)
 	random := make([]byte, 64<<10)
@@ -241,28 +257,14 @@ func TestSetPixelsChecksLength(t *testing.T) {
 // TestXOR checks float input, float output and the whole cgo round trip
 // on a network whose answers are known.
 func TestXOR(t *testing.T) {
-	m := loadFile(t, "testdata/xor_model.tflite")
-	it, err := m.NewInterpreter(Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
+	it := interpreter(t, "testdata/xor_model.tflite", Options{Threads: 1})
 	// Normalization maps pixel 0 -> 0 and 255 -> 1.
 	norm := Normalization{Mean: 0, Std: 255}
 	for _, c := range []struct {
 		in   []byte
 		want bool
 	}{{[]byte{0, 0}, false}, {[]byte{0, 255}, true}, {[]byte{255, 0}, true}, {[]byte{255, 255}, false}} {
-		if err := it.SetPixels(c.in, norm); err != nil {
-			t.Fatal(err)
-		}
-		if err := it.Invoke(); err != nil {
-			t.Fatal(err)
-		}
-		s, err := it.Scores(0, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := runScores(t, it, c.in, norm, 0)
 		if got := s[0] > 0.5; got != c.want {
 			t.Errorf("xor%v = %v", c.in, s[0])
 		}

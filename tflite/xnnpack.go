@@ -50,10 +50,8 @@ static int ei_xnnpack_init(void) {
 #endif
 }
 
-// ei_xnnpack_create makes a delegate running threads threads with the
-// quantised (uint8 and int8) kernels enabled.
-// ei_weights is a weights cache shared by a pool's delegates, as void*
-// so that Go code compiles without the XNNPACK header too.
+// ei_weights_* handle a weights cache shared by a pool's delegates, as
+// void* so that Go code compiles without the XNNPACK header too.
 static void *ei_weights_new(void) {
 #ifdef EI_XNNPACK_HEADER
 	return (ei_wc_create && ei_wc_finalize && ei_wc_delete) ? ei_wc_create() : NULL;
@@ -76,6 +74,9 @@ static void ei_weights_delete(void *wc) {
 #endif
 }
 
+// ei_xnnpack_create makes a delegate running threads threads with the
+// quantised (uint8 and int8) kernels enabled, packing its weights into wc
+// when it is not NULL.
 static TfLiteDelegate *ei_xnnpack_create(int threads, void *wc) {
 #ifdef EI_XNNPACK_HEADER
 	TfLiteXNNPackDelegateOptions o = ei_xnn_defaults();
