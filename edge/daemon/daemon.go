@@ -142,11 +142,12 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 
 	d.recorder = status.NewRecorder(nil)
 	sinks := []pipeline.Sink{d.recorder, logSink{d.log}}
+	engine := m.Status()
 	d.pipeline = pipeline.New(pipeline.Config{
 		DeviceID:     cfg.DeviceID,
 		MaxQueue:     cfg.HTTP.MaxQueue,
 		StallTimeout: cfg.Watchdog.StallTimeout,
-		Workers:      pipeline.WorkersFor(m.Status().Interpreters, m.Status().Threads, runtime.NumCPU()),
+		Workers:      pipeline.WorkersFor(engine.Interpreters, engine.Threads, runtime.NumCPU()),
 	}, d.model, sinks, pipeline.NewMetrics(d.registry), d.log)
 	d.registry.MustRegister(pipeline.NewSourceCollector(d.pipeline.Sources))
 	if err := d.addSources(); err != nil {
