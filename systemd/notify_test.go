@@ -85,20 +85,7 @@ func TestWatchdogStallAndRecovery(t *testing.T) {
 		t.Fatalf("Ready sent %q", got)
 	}
 
-	var stalled atomic.Bool
-	stalled.Store(true)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		n.Watchdog(ctx, func() error {
-			if stalled.Load() {
-				return errors.New("no frame for 30s")
-			}
-			return nil
-		})
-	})
-	defer wg.Wait()
-	defer cancel()
+	stalled := runWatchdog(t, n, errors.New("no frame for 30s"))
 
 	if got := next(); got != "STATUS=stalled: no frame for 30s" {
 		t.Fatalf("on a stall the watchdog sent %q", got)
@@ -139,20 +126,7 @@ func TestWatchdogRecoveryWithoutStatus(t *testing.T) {
 	next := listen(t)
 	t.Setenv("WATCHDOG_USEC", "20000")
 	n := NewNotifier(nil)
-	var stalled atomic.Bool
-	stalled.Store(true)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		n.Watchdog(ctx, func() error {
-			if stalled.Load() {
-				return errors.New("stuck")
-			}
-			return nil
-		})
-	})
-	defer wg.Wait()
-	defer cancel()
+	stalled := runWatchdog(t, n, errors.New("stuck"))
 	if got := next(); got != "STATUS=stalled: stuck" {
 		t.Fatalf("on a stall the watchdog sent %q", got)
 	}
@@ -160,4 +134,27 @@ func TestWatchdogRecoveryWithoutStatus(t *testing.T) {
 	if got := next(); got != "WATCHDOG=1" {
 		t.Fatalf("after the stall the watchdog sent %q, want a keep-alive", got)
 	}
+}
+
+// runWatchdog runs n.Watchdog until the test ends, with a health check
+// that fails with stallErr while the returned flag is set (it starts set).
+func runWatchdog(t *testing.T, n *Notifier, stallErr error) *atomic.Bool {
+	t.Helper()
+	stalled := new(atomic.Bool)
+	stalled.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		n.Watchdog(ctx, func() error {
+			if stalled.Load() {
+				return stallErr
+			}
+			return nil
+		})
+	})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return stalled
 }
