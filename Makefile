@@ -25,7 +25,8 @@ $(TFLITE_MK): scripts/tflite-env.sh scripts/tflite-sysroot.sh scripts/tflite-xnn
 PREBUILT_MK := .deps/tflite-prebuilt-$(ARCH).mk
 $(PREBUILT_MK): scripts/tflite-env.sh scripts/tflite-sysroot.sh
 	@mkdir -p $(@D)
-	EDGEINFER_TFLITE=prebuilt scripts/tflite-env.sh $(ARCH) | sed 's/^TFLITE_/PREBUILT_/' > $@.tmp && mv $@.tmp $@
+	EDGEINFER_TFLITE=prebuilt scripts/tflite-env.sh $(ARCH) > $@.raw
+	sed 's/^TFLITE_/PREBUILT_/' $@.raw > $@.tmp && rm $@.raw && mv $@.tmp $@
 
 GOENV = $(TFLITE_ENV)
 
@@ -80,22 +81,24 @@ lint: vet $(STATICCHECK)
 # C code under AddressSanitizer.
 test: build models lint
 	$(GOENV) EDGEINFER_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 20m $(PKGS)
-	$(MAKE) -s asan
-	$(MAKE) -s test-purego
+	$(ASAN_TEST)
+	$(PUREGO_TEST)
 
 # Everything but tflite and the command builds and passes without cgo (the
 # JPEG decoder falls back to Go's): DESIGN.md's promise, kept by running it.
 PUREGO_PKGS := ./edge/... ./mqtt/... ./systemd/...
+PUREGO_TEST = CGO_ENABLED=0 GOFLAGS= $(GO) test -short -count=1 $(PUREGO_PKGS)
 test-purego: models
-	CGO_ENABLED=0 GOFLAGS= $(GO) test -short -count=1 $(PUREGO_PKGS)
+	$(PUREGO_TEST)
 
 # The cgo packages and their callers under AddressSanitizer (our C code is
 # instrumented, the libraries are not) and LeakSanitizer: a C allocation
 # left unfreed fails the run. scripts/lsan.supp lists the libraries' own.
 ASAN_PKGS := ./tflite/ ./edge/jpegturbo/ ./edge/imageio/ ./edge/classify/
 ASAN_ENV := LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp
+ASAN_TEST = $(GOENV) $(ASAN_ENV) $(GO) test -asan -count=1 $(ASAN_PKGS)
 asan: $(TFLITE_MK) models
-	$(GOENV) $(ASAN_ENV) $(GO) test -asan -count=1 $(ASAN_PKGS)
+	$(ASAN_TEST)
 
 test-short: build models
 	$(GOENV) EDGEINFER_BIN=$(CURDIR)/$(BIN) $(GO) test -short -count=1 $(PKGS)
@@ -113,8 +116,8 @@ bench: build models
 	$(GOENV) $(GO) build -o bin/bench ./scripts/bench
 	CGO_ENABLED=0 GOFLAGS= $(GO) build -o bin/rusage ./cmd/edgeinfer/testdata/rusage
 	@if [ "$(word 1,$(TFLITE_KIND))" = xnnpack ]; then \
-		$(MAKE) -s $(PREBUILT_MK) && \
-		( eval "$$(sed -n 's/^PREBUILT_ENV := /export /p' $(PREBUILT_MK))" && $(GO) build -o bin/bench-prebuilt ./scripts/bench ) && \
+		$(MAKE) -s $(PREBUILT_MK) || exit 1; \
+		( eval "$$(sed -n 's/^PREBUILT_ENV := /export /p' $(PREBUILT_MK))" && $(GO) build -o bin/bench-prebuilt ./scripts/bench ) || exit 1; \
 		prebuilt=-prebuilt=$(CURDIR)/bin/bench-prebuilt; \
 	fi; \
 	EDGEINFER_BIN=$(CURDIR)/$(BIN) bin/bench $$prebuilt

@@ -112,8 +112,10 @@ if [[ ! -f $root$src/.patched ]]; then
   mkdir -p "$root/build/dl" "$root$src"
   # The .dsc may answer 404 while both tarballs arrive: judge by the tarballs.
   in_chroot sh -c "cd /build/dl && apt-get source --download-only tensorflow" >"$dir/source.log" 2>&1 || true
-  orig=$(cd "$root/build/dl" && ls tensorflow_*.orig.tar.* 2>/dev/null | head -n1)
-  deb=$(cd "$root/build/dl" && ls tensorflow_*.debian.tar.* 2>/dev/null | head -n1)
+  # (|| true: with nothing to list, pipefail would end the script before
+  # the message below)
+  orig=$(cd "$root/build/dl" && ls tensorflow_*.orig.tar.* 2>/dev/null | head -n1) || true
+  deb=$(cd "$root/build/dl" && ls tensorflow_*.debian.tar.* 2>/dev/null | head -n1) || true
   if [[ -z $orig || -z $deb ]]; then
     tail -n 20 "$dir/source.log" >&2; log "tensorflow source tarballs missing"; exit 1
   fi
@@ -182,7 +184,9 @@ built=$(basename "$(printf '%s\n' "${libs[@]}" | sort -V | tail -n1)")
 if [[ $(nm -D --defined-only "$root/build/out/$built" | grep -c ' TfLiteXNNPackDelegateCreate$') != 1 ]]; then
   log "built library does not export TfLiteXNNPackDelegateCreate"; exit 1
 fi
-so=$(cd "$L" && ls libtensorflow-lite.so.* | sort -V | tail -n1)
+packaged=("$L"/libtensorflow-lite.so.*)
+[[ ${#packaged[@]} -gt 0 ]] || { log "no packaged libtensorflow-lite.so in $L"; exit 1; }
+so=$(basename "$(printf '%s\n' "${packaged[@]}" | sort -V | tail -n1)")
 install -m 0644 "$root/build/out/$built" "$L/$so"
 ln -sf "$so" "$L/libtensorflowlite_c.so"
 install -D -m 0644 "$root$src/tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h" \
