@@ -27,8 +27,20 @@ type shape struct{ interpreters, threads int }
 
 func (s shape) String() string { return fmt.Sprintf("%dx%d", s.interpreters, s.threads) }
 
-// shapes compared for throughput on a 2-core machine.
-var shapes = []shape{{1, 2}, {2, 1}}
+// benchCores is the core count engine shapes are made for: the daemon's
+// default shape uses at most 4 (cmd/edgeinfer's engineShape).
+func benchCores() int { return min(max(runtime.NumCPU(), 1), 4) }
+
+// shapes are the engine shapes compared for throughput: one interpreter
+// with a thread per core, and one single-threaded interpreter per core
+// (the daemon's default).
+func shapes() []shape {
+	c := benchCores()
+	if c == 1 {
+		return []shape{{1, 1}}
+	}
+	return []shape{{1, c}, {c, 1}}
+}
 
 func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
@@ -219,7 +231,8 @@ func printInProcess(modelDir string, jpg []byte, n int, window time.Duration) (m
 		return c, pool, nil
 	}
 
-	c, pool, err := newClassifier(shape{1, 2})
+	single := shape{1, benchCores()}
+	c, pool, err := newClassifier(single)
 	if err != nil {
 		return nil, err
 	}
@@ -243,14 +256,14 @@ func printInProcess(modelDir string, jpg []byte, n int, window time.Duration) (m
 	for k := range st {
 		st[k] = median(all[k])
 	}
-	fmt.Printf("\none classification of a 640x480 JPEG (%d KB), 1 interpreter x 2 threads, ms (median):\n", len(jpg)>>10)
+	fmt.Printf("\none classification of a 640x480 JPEG (%d KB), %v, ms (median):\n", len(jpg)>>10, single)
 	fmt.Printf("  decode %.2f + resize and fill %.2f + invoke %.2f + postprocess %.2f = total %.2f; overhead / invoke %.1f %%\n",
 		ms(st[0]), ms(st[1]), ms(st[2]), ms(st[3]), ms(st[4]), 100*float64(st[0]+st[1]+st[3])/float64(st[2]))
 
 	fmt.Printf("\nin-process throughput, 640x480 JPEGs, %v each:\n", window)
 	fmt.Printf("  %-28s %16s %16s %8s\n", "interpreters x threads", "classified /s", "raw Invoke /s", "ratio")
 	bound := map[shape]float64{}
-	for _, s := range shapes {
+	for _, s := range shapes() {
 		c, pool, err := newClassifier(s)
 		if err != nil {
 			return nil, err

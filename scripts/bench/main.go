@@ -60,7 +60,7 @@ func run(modelDir, bin, rusage, prebuilt string, n int, window time.Duration) er
 		tflite.EngineName(), runtime.NumCPU(), n, window)
 
 	// Engines side by side.
-	here, err := measureInvoke(n, !tflite.XNNPACK())
+	here, err := measureInvoke(n)
 	if err != nil {
 		return err
 	}
@@ -122,15 +122,15 @@ func invokeKey(model, engine string, threads int) string {
 }
 
 // measureInvoke times raw Invoke for each model with 1 and 2 threads, with
-// XNNPACK (when the library has it) and with the library's own kernels.
-func measureInvoke(n int, builtinOnly bool) (invokeReport, error) {
+// the library's own kernels and, when the library has it, with XNNPACK.
+func measureInvoke(n int) (invokeReport, error) {
 	r := invokeReport{Engine: tflite.EngineName(), Ms: map[string]float64{}}
+	engines := []string{"builtin"}
+	if tflite.XNNPACK() {
+		engines = append(engines, "xnnpack")
+	}
 	for _, dir := range invokeModels {
 		for _, threads := range []int{1, 2} {
-			engines := []string{"builtin", "xnnpack"}
-			if builtinOnly {
-				engines = engines[:1]
-			}
 			for _, eng := range engines {
 				d, err := benchInvoke(dir, tflite.Options{Threads: threads, NoXNNPACK: eng == "builtin"}, n)
 				if err != nil {
@@ -144,7 +144,7 @@ func measureInvoke(n int, builtinOnly bool) (invokeReport, error) {
 }
 
 func printInvokeJSON(n int) error {
-	r, err := measureInvoke(n, true)
+	r, err := measureInvoke(n)
 	if err != nil {
 		return err
 	}

@@ -139,15 +139,29 @@ func (d *daemon) shape() (shape, string, error) {
 	return shape{st.Model.Interpreters, st.Model.Threads}, st.Model.Delegate, nil
 }
 
-// printHTTP measures POST /api/v1/classify at concurrency 2 with the
-// daemon's default engine shape and with 1 interpreter x 2 threads.
+// daemonEngines are the engine settings the daemon is measured with: its
+// default, and one interpreter with a thread per core.
+func daemonEngines() []string {
+	return []string{"", fmt.Sprintf("engine: {interpreters: 1, threads: %d}\n", benchCores())}
+}
+
+// shapeLabel names a measured daemon by the shape it reported.
+func shapeLabel(engine string, s shape) string {
+	if engine == "" {
+		return "default, " + s.String()
+	}
+	return s.String()
+}
+
+// printHTTP measures POST /api/v1/classify at concurrency 2 with each of
+// daemonEngines.
 func printHTTP(bin, modelDir, dir string, jpg []byte, window time.Duration) error {
 	abs, err := filepath.Abs(modelDir)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("\ndaemon, HTTP POST /api/v1/classify (640x480 JPEG), concurrency 2, %v:\n", window)
-	for _, engine := range []string{"", "engine: {interpreters: 1, threads: 2}\n"} {
+	for _, engine := range daemonEngines() {
 		d, err := startDaemon(bin, dir, "http", fmt.Sprintf("model: %s\nhttp:\n  listen: 127.0.0.1:0\n%s", abs, engine))
 		if err != nil {
 			return err
@@ -174,11 +188,7 @@ func printHTTP(bin, modelDir, dir string, jpg []byte, window time.Duration) erro
 		if err != nil {
 			return err
 		}
-		label := "default, " + s.String()
-		if engine != "" {
-			label = s.String()
-		}
-		fmt.Printf("  %-28s %10.1f req/s   (goal >= 100 /s; %s)\n", label, rate, delegate)
+		fmt.Printf("  %-28s %10.1f req/s   (goal >= 100 /s; %s)\n", shapeLabel(engine, s), rate, delegate)
 	}
 	return nil
 }
@@ -208,7 +218,7 @@ func printCamera(bin, modelDir, dir string, invokeBound map[shape]float64, windo
 	feed := int(math.Ceil(1.5*fast/10)) * 10
 	fmt.Printf("\ndaemon, camera: recorded 640x480 MJPEG replayed at %d fps, no fps limit, %v:\n", feed, window)
 	fmt.Printf("  %-28s %16s %16s %8s %12s\n", "interpreters x threads", "classified /s", "raw Invoke /s", "ratio", "peak RSS")
-	for _, engine := range []string{"", "engine: {interpreters: 1, threads: 2}\n"} {
+	for _, engine := range daemonEngines() {
 		cfg := fmt.Sprintf(`model: %s
 http:
   listen: 127.0.0.1:0
@@ -226,16 +236,12 @@ http:
 		if err != nil {
 			return err
 		}
-		label := s.String()
-		if engine == "" {
-			label = "default, " + label
-		}
 		raw := invokeBound[s]
 		ratio := "-"
 		if raw > 0 {
 			ratio = fmt.Sprintf("%.1f%%", 100*fps/raw)
 		}
-		fmt.Printf("  %-28s %16.1f %16.1f %8s %9.1f MB   (goal >= 95 %%)\n", label, fps, raw, ratio, float64(hwm)/1024)
+		fmt.Printf("  %-28s %16.1f %16.1f %8s %9.1f MB   (goal >= 95 %%)\n", shapeLabel(engine, s), fps, raw, ratio, float64(hwm)/1024)
 	}
 	return nil
 }
