@@ -159,3 +159,25 @@ func TestPreprocessSteadyState(t *testing.T) {
 		p.Close()
 	}
 }
+
+// TestPreprocessAfterClose: Close frees the decompressor, and the
+// Preprocessor stays usable (the next JPEG makes a new one) with the same
+// result; closing twice is harmless.
+func TestPreprocessAfterClose(t *testing.T) {
+	data := encodeJPEG(t, photo(640, 480, 10), 90)
+	l := Layout{224, 224, 3}
+	p := Preprocessor{Layout: l}
+	first, again := make([]byte, l.Len()), make([]byte, l.Len())
+	if _, err := p.Preprocess(first, data); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if _, err := p.Preprocess(again, data); err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	if !bytes.Equal(first, again) {
+		t.Error("after Close the same JPEG gave other pixels")
+	}
+	p.Close()
+	p.Close()
+}
