@@ -101,19 +101,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestLatestFrameWins(t *testing.T) {
-	g := &gateClassifier{gate: make(chan struct{})}
-	sink := &recordSink{}
-	p := New(Config{DeviceID: "d"}, g, []Sink{sink}, nil, nil)
-	src := &pushSource{name: "cam", frames: make(chan source.Frame), offered: make(chan uint64, 100)}
+// runLive runs a pipeline with cfg over g, fed by one live source whose
+// frames the test pushes (and, with offered, learns when each was
+// offered), recording what it publishes. stop ends the run and waits.
+func runLive(cfg Config, g *gateClassifier, offered chan uint64) (src *pushSource, sink *recordSink, stop func()) {
+	sink = &recordSink{}
+	p := New(cfg, g, []Sink{sink}, nil, nil)
+	src = &pushSource{name: "cam", frames: make(chan source.Frame), offered: offered}
 	p.AddSource(src)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
+	return src, sink, func() { cancel(); <-done }
+}
+
+func TestLatestFrameWins(t *testing.T) {
+	g := &gateClassifier{gate: make(chan struct{})}
+	src, sink, stop := runLive(Config{DeviceID: "d"}, g, make(chan uint64, 100))
 	defer func() {
 		close(g.gate) // release anything still waiting, then stop
-		cancel()
-		<-done
+		stop()
 	}()
 
 	// Frame 1 is taken and blocks in the classifier; 2..50 pile up in the
@@ -145,20 +152,13 @@ func TestPublishInFrameOrderWithWorkers(t *testing.T) {
 		}
 		return 0
 	}}
-	sink := &recordSink{}
-	p := New(Config{Workers: 3}, g, []Sink{sink}, nil, nil)
-	src := &pushSource{name: "cam", frames: make(chan source.Frame)}
-	p.AddSource(src)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
+	src, sink, stop := runLive(Config{Workers: 3}, g, nil)
 	for id := uint64(1); id <= 200; id++ {
 		src.frames <- source.Frame{ID: id, Data: []byte{byte(id)}}
 		time.Sleep(200 * time.Microsecond)
 	}
 	time.Sleep(50 * time.Millisecond)
-	cancel()
-	<-done
+	stop()
 	last := uint64(0)
 	for _, e := range sink.snapshot() {
 		if e.Result.FrameID <= last {
@@ -182,13 +182,7 @@ func TestWorkerNotHeldByEarlierFrame(t *testing.T) {
 		}
 		return 0
 	}}
-	sink := &recordSink{}
-	p := New(Config{Workers: 2}, g, []Sink{sink}, nil, nil)
-	src := &pushSource{name: "cam", frames: make(chan source.Frame)}
-	p.AddSource(src)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
+	src, sink, stop := runLive(Config{Workers: 2}, g, nil)
 	for id := uint64(1); id <= 3; id++ {
 		src.frames <- source.Frame{ID: id, Data: []byte{byte(id)}}
 		want := int64(id)
@@ -206,8 +200,7 @@ func TestWorkerNotHeldByEarlierFrame(t *testing.T) {
 			t.Errorf("result %d is frame %d", i, e.Result.FrameID)
 		}
 	}
-	cancel()
-	<-done
+	stop()
 }
 
 func TestRequestAdmission(t *testing.T) {
