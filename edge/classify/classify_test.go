@@ -1,11 +1,8 @@
 package classify
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"image"
-	"image/jpeg"
 	"math"
 	"slices"
 	"testing"
@@ -153,14 +150,7 @@ func TestNewRejectsBadLayout(t *testing.T) {
 // pooled per worker); the engine gets exactly Preprocess's pixels, every
 // time, and the result reports decode time.
 func TestClassifyJPEG(t *testing.T) {
-	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
-	for i := range img.Pix {
-		img.Pix[i] = byte(i * 13)
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
+	data := patternJPEG(t, 64, 48, 13)
 	l := imageio.Layout{Width: 8, Height: 6, Channels: 3}
 	c, err := New(echoEngine{n: l.Len()}, Config{Layout: l, TopK: l.Len()})
 	if err != nil {
@@ -169,11 +159,11 @@ func TestClassifyJPEG(t *testing.T) {
 	p := imageio.Preprocessor{Layout: l}
 	defer p.Close()
 	want := make([]byte, l.Len())
-	if _, err := p.Preprocess(want, buf.Bytes()); err != nil {
+	if _, err := p.Preprocess(want, data); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		res, err := c.Classify(context.Background(), buf.Bytes())
+		res, err := c.Classify(context.Background(), data)
 		if err != nil {
 			t.Fatal(err)
 		}

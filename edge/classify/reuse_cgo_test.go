@@ -3,10 +3,7 @@
 package classify
 
 import (
-	"bytes"
 	"context"
-	"image"
-	"image/jpeg"
 	"runtime"
 	"testing"
 
@@ -18,21 +15,14 @@ import (
 // per frame (decoding a 640x480 JPEG into a fresh image, the path before,
 // costs 300 KB at half scale).
 func TestClassifyReusesDecodeMemory(t *testing.T) {
-	img := image.NewRGBA(image.Rect(0, 0, 640, 480))
-	for i := range img.Pix {
-		img.Pix[i] = byte(i * 7)
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
+	data := patternJPEG(t, 640, 480, 7)
 	l := imageio.Layout{Width: 224, Height: 224, Channels: 3}
 	c, err := New(echoEngine{n: 10}, Config{Layout: l, TopK: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	classify := func() {
-		if _, err := c.Classify(context.Background(), buf.Bytes()); err != nil {
+		if _, err := c.Classify(context.Background(), data); err != nil {
 			t.Fatal(err)
 		}
 	}
